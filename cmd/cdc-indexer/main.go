@@ -1,0 +1,108 @@
+// Command cdc-indexer streams PostgreSQL logical replication into a Weaviate
+// vector index. See CONTRACT.md for the commands and the configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/config"
+)
+
+// Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
+var version, commit = "dev", ""
+
+// configEnv names the config file when --config is not given.
+const configEnv = "CDC_INDEXER_CONFIG"
+
+func main() {
+	os.Exit(execute(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// execute runs the command line args and returns the exit status: 0 on
+// success, 2 for a usage error, 1 for any other error, which it prints as
+// one line "cdc-indexer: <reason>" on stderr.
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "cdc-indexer: %s\n", oneLine(err.Error()))
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "cdc-indexer",
+		Short: "Stream PostgreSQL changes into a Weaviate vector index",
+		// Errors are printed once, by execute, in the contract's format.
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	root.PersistentFlags().String("config", "", "config file (default $"+configEnv+")")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCmd(), newSnapshotCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd())
+	return root
+}
+
+// usageError is a malformed command line, as opposed to a failure.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)}
+	}
+	return nil
+}
+
+// loadConfig reads the file named by --config or CDC_INDEXER_CONFIG and
+// validates it, so that a bad config fails before anything connects.
+func loadConfig(cmd *cobra.Command) (*config.Config, error) {
+	path, err := cmd.Flags().GetString("config")
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		path = os.Getenv(configEnv)
+	}
+	if path == "" {
+		return nil, usageError{errors.New("no config file: pass --config or set " + configEnv)}
+	}
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	var keyErr *config.KeyError
+	if errors.As(err, &keyErr) {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, err
+}
+
+// oneLine folds a multi-line message (a YAML syntax error, say) into one.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, " ")
+}

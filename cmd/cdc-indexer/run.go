@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
+	"github.com/cdc-indexer/cdc-indexer/internal/logging"
+)
+
+// runIndexer is indexer.Run; tests replace it.
+var runIndexer = indexer.Run
+
+func newRunCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Stream changes from the replication slot into Weaviate until SIGINT or SIGTERM",
+		Long: `Stream changes from the replication slot into Weaviate until SIGINT or SIGTERM.
+On a signal it stops reading, finishes or abandons in-flight work, confirms
+only what Weaviate acknowledged, and exits 0. A second signal exits at once.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			log, err := logging.New(cfg.Log.Level, cfg.Log.Format, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			returned := make(chan struct{})
+			watched := make(chan struct{})
+			go func() {
+				defer close(watched)
+				select {
+				case <-ctx.Done():
+					// Restore the default handling, so that a second signal
+					// ends a shutdown that hangs.
+					stop()
+					log.Info().Str("cause", context.Cause(ctx).Error()).Msg("shutting down")
+				case <-returned:
+				}
+			}()
+
+			log.Info().Str("version", version).Str("commit", buildCommit()).Object("config", cfg).Msg("starting")
+			err = runIndexer(ctx, cfg, log)
+			close(returned)
+			<-watched
+			if err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
+				return fmt.Errorf("run: %w", err)
+			}
+			log.Info().Msg("stopped")
+			return nil
+		},
+	}
+}

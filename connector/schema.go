@@ -1,0 +1,32 @@
+package connector
+
+// Column is one column of a source table as the catalog describes it.
+type Column struct {
+	Name     string
+	OID      uint32 // type OID (for a domain: the domain's OID)
+	BaseOID  uint32 // for a domain, its base type's OID; else equal to OID
+	TypeName string // format_type() output, e.g. "text", "timestamp with time zone", "integer[]"
+	Category byte   // pg_type.typcategory: 'S' string, 'N' numeric, 'B' bool, 'D' date/time, 'A' array, 'E' enum, 'U' user...
+	ElemOID  uint32 // element type OID for arrays, 0 otherwise
+	NotNull  bool
+}
+
+// TableInfo is what the connector knows of a configured table at start.
+type TableInfo struct {
+	Name    TableName
+	Columns []Column
+	// Key is the primary key's column names in key order.
+	Key []string
+	// ReplicaIdentity is pg_class.relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing.
+	ReplicaIdentity byte
+}
+
+// Column returns the named column.
+func (t *TableInfo) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}

@@ -1,0 +1,95 @@
+// Package config loads and validates the YAML configuration of the contract
+// (section 2), with CDC_INDEXER_* environment overrides.
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Postgres      Postgres      `mapstructure:"postgres"`
+	Weaviate      Weaviate      `mapstructure:"weaviate"`
+	Embedding     Embedding     `mapstructure:"embedding"`
+	Chunking      Chunking      `mapstructure:"chunking"`
+	Tables        []Table       `mapstructure:"tables"`
+	Pipeline      Pipeline      `mapstructure:"pipeline"`
+	Observability Observability `mapstructure:"observability"`
+	Log           Log           `mapstructure:"log"`
+}
+
+type Postgres struct {
+	DSN         string `mapstructure:"dsn"`
+	Slot        string `mapstructure:"slot"`
+	Publication string `mapstructure:"publication"`
+	StateSchema string `mapstructure:"state_schema"`
+}
+
+type Weaviate struct {
+	URL     string        `mapstructure:"url"`
+	GRPC    string        `mapstructure:"grpc"`
+	APIKey  string        `mapstructure:"api_key"`
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Embedding providers.
+const (
+	ProviderHash   = "hash"   // built in, offline, deterministic
+	ProviderOpenAI = "openai" // any OpenAI-compatible /v1/embeddings endpoint
+	ProviderNone   = "none"   // Weaviate's own vectorizer makes the vectors
+)
+
+type Embedding struct {
+	Provider   string `mapstructure:"provider"`
+	Model      string `mapstructure:"model"`
+	Dimensions int    `mapstructure:"dimensions"`
+	BaseURL    string `mapstructure:"base_url"`
+	APIKey     string `mapstructure:"api_key"`
+	APIKeyEnv  string `mapstructure:"api_key_env"`
+	// BatchSize bounds how many texts go to the embedder in one call.
+	BatchSize int `mapstructure:"batch_size"`
+}
+
+type Chunking struct {
+	MaxTokens int `mapstructure:"max_tokens"`
+	Overlap   int `mapstructure:"overlap"`
+}
+
+type Table struct {
+	Table      string   `mapstructure:"table"`
+	Collection string   `mapstructure:"collection"`
+	Template   string   `mapstructure:"template"`
+	Metadata   []string `mapstructure:"metadata"`
+}
+
+// Pipeline tunes parallelism and batching; the defaults suit most setups.
+type Pipeline struct {
+	Workers         int           `mapstructure:"workers"`
+	QueueSize       int           `mapstructure:"queue_size"`
+	MaxBatch        int           `mapstructure:"max_batch"`
+	MaxWait         time.Duration `mapstructure:"max_wait"`
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	StatusInterval  time.Duration `mapstructure:"status_interval"`
+}
+
+type Observability struct {
+	Listen string `mapstructure:"listen"`
+}
+
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// ResolvedAPIKey is the embedding provider's API key: api_key, or else the
+// value of the environment variable api_key_env names.
+func (e Embedding) ResolvedAPIKey() string {
+	if e.APIKey != "" {
+		return e.APIKey
+	}
+	if e.APIKeyEnv != "" {
+		return os.Getenv(e.APIKeyEnv)
+	}
+	return ""
+}

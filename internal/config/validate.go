@@ -1,0 +1,282 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+)
+
+var (
+	// Weaviate capitalises class names itself; requiring the canonical form
+	// keeps the name in the config equal to the one queries use.
+	collectionName = regexp.MustCompile(`^[A-Z][_0-9A-Za-z]*$`)
+	propertyName   = regexp.MustCompile(`^[_A-Za-z][_0-9A-Za-z]*$`)
+	slotName       = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	sqlIdentifier  = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+)
+
+// builtinProperties are set on every object (contract section 3); a metadata
+// column of the same name would overwrite one of them. id and _additional are
+// reserved by Weaviate.
+var builtinProperties = map[string]bool{
+	"source_table": true, "source_key": true, "chunk_index": true, "chunk_count": true,
+	"text": true, "content_hash": true, "source_lsn": true,
+	"id": true, "_id": true, "_additional": true,
+}
+
+// ParseTemplate parses a table's template with the options the transform
+// renders it with, so that validation and rendering agree.
+func ParseTemplate(name, text string) (*template.Template, error) {
+	return template.New(name).Option("missingkey=zero").Parse(text)
+}
+
+// Validate checks everything that can be checked without connecting to
+// anything and reports every problem, each naming its key. Checks that need
+// the database (a template naming a missing column, a table without a primary
+// key) happen after introspection.
+func (c *Config) Validate() error {
+	var l errorList
+	c.Postgres.validate(&l)
+	c.Weaviate.validate(&l)
+	c.Embedding.validate(&l)
+	c.Chunking.validate(&l)
+	validateTables(&l, c.Tables)
+	c.Pipeline.validate(&l)
+	c.Observability.validate(&l)
+	c.Log.validate(&l)
+	return l.err()
+}
+
+func (p *Postgres) validate(l *errorList) {
+	if isBlank(p.DSN) {
+		l.addf("postgres.dsn", "required")
+	} else if _, err := pgx.ParseConfig(p.DSN); err != nil {
+		l.add("postgres.dsn", fmt.Errorf("malformed connection string: %s", dsnParseReason(err, p.DSN)))
+	}
+	if !slotName.MatchString(p.Slot) {
+		l.add("postgres.slot", fmt.Errorf("%q is not a valid replication slot name (1 to 63 of a-z, 0-9 and _)", p.Slot))
+	}
+	checkIdentifier(l, "postgres.publication", p.Publication)
+	checkIdentifier(l, "postgres.state_schema", p.StateSchema)
+}
+
+func checkIdentifier(l *errorList, key, value string) {
+	if !sqlIdentifier.MatchString(value) {
+		l.add(key, fmt.Errorf("%q is not a lower-case SQL identifier (a-z or _, then up to 62 of a-z, 0-9 and _)", value))
+	}
+}
+
+func (w *Weaviate) validate(l *errorList) {
+	if isBlank(w.URL) {
+		l.addf("weaviate.url", "required")
+	} else if err := checkHTTPURL(w.URL); err != nil {
+		l.add("weaviate.url", err)
+	}
+	if isBlank(w.GRPC) {
+		l.addf("weaviate.grpc", "required")
+	} else if err := checkHostPort(w.GRPC, true); err != nil {
+		l.add("weaviate.grpc", err)
+	}
+	if w.Timeout <= 0 {
+		l.add("weaviate.timeout", fmt.Errorf("must be positive, got %s", w.Timeout))
+	}
+}
+
+func (e *Embedding) validate(l *errorList) {
+	switch e.Provider {
+	case ProviderHash, ProviderOpenAI:
+		if e.Dimensions <= 0 {
+			l.add("embedding.dimensions", fmt.Errorf("must be positive for provider %s, got %d", e.Provider, e.Dimensions))
+		}
+	case ProviderNone:
+	default:
+		l.add("embedding.provider", fmt.Errorf("unknown provider %q (want %s, %s or %s)", e.Provider, ProviderHash, ProviderOpenAI, ProviderNone))
+	}
+	if e.Provider == ProviderOpenAI {
+		if isBlank(e.BaseURL) {
+			l.addf("embedding.base_url", "required for provider openai")
+		} else if err := checkHTTPURL(e.BaseURL); err != nil {
+			l.add("embedding.base_url", err)
+		}
+		if isBlank(e.APIKey) && isBlank(e.APIKeyEnv) {
+			l.addf("embedding.api_key", "provider openai needs api_key or api_key_env")
+		}
+	}
+	if e.BatchSize <= 0 {
+		l.add("embedding.batch_size", fmt.Errorf("must be positive, got %d", e.BatchSize))
+	}
+}
+
+func (c *Chunking) validate(l *errorList) {
+	if c.MaxTokens <= 0 {
+		l.add("chunking.max_tokens", fmt.Errorf("must be positive, got %d", c.MaxTokens))
+	}
+	switch {
+	case c.Overlap < 0:
+		l.add("chunking.overlap", fmt.Errorf("must not be negative, got %d", c.Overlap))
+	case c.MaxTokens > 0 && c.Overlap >= c.MaxTokens:
+		l.add("chunking.overlap", fmt.Errorf("must be less than chunking.max_tokens (%d), got %d", c.MaxTokens, c.Overlap))
+	}
+}
+
+func validateTables(l *errorList, tables []Table) {
+	if len(tables) == 0 {
+		l.addf("tables", "required: at least one table mapping")
+		return
+	}
+	type mapping struct{ table, collection string }
+	seen := map[mapping]int{}
+	for i, t := range tables {
+		key := fmt.Sprintf("tables[%d]", i)
+		name, nameOK := t.validate(l, key)
+		if !nameOK || !collectionName.MatchString(t.Collection) {
+			continue
+		}
+		m := mapping{name.String(), t.Collection}
+		if first, dup := seen[m]; dup {
+			l.add(key, fmt.Errorf("duplicate mapping of table %s to collection %s (also tables[%d])", m.table, m.collection, first))
+			continue
+		}
+		seen[m] = i
+	}
+}
+
+// validate checks one table mapping and returns its parsed name.
+func (t *Table) validate(l *errorList, key string) (connector.TableName, bool) {
+	var name connector.TableName
+	nameOK := false
+	if isBlank(t.Table) {
+		l.addf(key+".table", "required")
+	} else if n, err := connector.ParseTableName(t.Table); err != nil {
+		l.add(key+".table", err)
+	} else {
+		name, nameOK = n, true
+	}
+
+	switch {
+	case isBlank(t.Collection):
+		l.addf(key+".collection", "required")
+	case !collectionName.MatchString(t.Collection):
+		l.add(key+".collection", fmt.Errorf("%q is not a valid Weaviate collection name: it must start with an upper-case letter followed by letters, digits or _ (%s)", t.Collection, collectionName))
+	}
+
+	if isBlank(t.Template) {
+		l.addf(key+".template", "required")
+	} else if _, err := ParseTemplate(t.Table, t.Template); err != nil {
+		l.add(key+".template", err)
+	}
+
+	first := map[string]int{}
+	for j, col := range t.Metadata {
+		mkey := fmt.Sprintf("%s.metadata[%d]", key, j)
+		switch {
+		case col == "":
+			l.addf(mkey, "empty column name")
+		case builtinProperties[col]:
+			l.add(mkey, fmt.Errorf("column %q would collide with the built-in property of that name", col))
+		case !propertyName.MatchString(col):
+			l.add(mkey, fmt.Errorf("column %q cannot be a Weaviate property name (letters, digits and _, not starting with a digit)", col))
+		default:
+			if k, dup := first[col]; dup {
+				l.add(mkey, fmt.Errorf("duplicate column %q (also metadata[%d])", col, k))
+			} else {
+				first[col] = j
+			}
+		}
+	}
+	return name, nameOK
+}
+
+func (p *Pipeline) validate(l *errorList) {
+	positive := []struct {
+		key   string
+		value int
+	}{
+		{"pipeline.workers", p.Workers},
+		{"pipeline.queue_size", p.QueueSize},
+		{"pipeline.max_batch", p.MaxBatch},
+	}
+	for _, f := range positive {
+		if f.value <= 0 {
+			l.add(f.key, fmt.Errorf("must be positive, got %d", f.value))
+		}
+	}
+	if p.MaxWait < 0 {
+		l.add("pipeline.max_wait", fmt.Errorf("must not be negative, got %s", p.MaxWait))
+	}
+	if p.ShutdownTimeout <= 0 {
+		l.add("pipeline.shutdown_timeout", fmt.Errorf("must be positive, got %s", p.ShutdownTimeout))
+	}
+	if p.StatusInterval <= 0 {
+		l.add("pipeline.status_interval", fmt.Errorf("must be positive, got %s", p.StatusInterval))
+	}
+}
+
+func (o *Observability) validate(l *errorList) {
+	if err := checkHostPort(o.Listen, false); err != nil {
+		l.add("observability.listen", err)
+	}
+}
+
+func (g *Log) validate(l *errorList) {
+	switch g.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		l.add("log.level", fmt.Errorf("unknown level %q (want debug, info, warn or error)", g.Level))
+	}
+	switch g.Format {
+	case "json", "console":
+	default:
+		l.add("log.format", fmt.Errorf("unknown format %q (want json or console)", g.Format))
+	}
+}
+
+func isBlank(s string) bool { return strings.TrimSpace(s) == "" }
+
+func checkHTTPURL(raw string) error {
+	if !strings.Contains(raw, "://") {
+		return fmt.Errorf("malformed URL: want http://host:port or https://host, got %q", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the whole URL; the user has it already.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("malformed URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("malformed URL: want http:// or https://, got %q", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("malformed URL: no host in %q", raw)
+	}
+	return nil
+}
+
+// checkHostPort accepts host:port; an empty host (":9187", all interfaces)
+// only where listening.
+func checkHostPort(s string, needHost bool) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", s)
+	}
+	if needHost && host == "" {
+		return fmt.Errorf("want host:port, got %q (no host)", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (needHost && n == 0) {
+		return fmt.Errorf("want host:port, got %q (bad port)", s)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package indexer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
+	"github.com/cdc-indexer/cdc-indexer/migrations"
+	"github.com/cdc-indexer/cdc-indexer/sink"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// Env is everything a command needs once the configuration has been checked
+// against the live database and Weaviate.
+type Env struct {
+	Pool     *pgxpool.Pool
+	State    *state.Store
+	Sink     *sink.Weaviate
+	Tables   []*pipeline.Table
+	Infos    []connector.TableInfo
+	Embedder transform.Embedder // nil when Weaviate vectorizes
+	Chunker  *transform.Chunker
+	slot     string
+}
+
+// Prepare connects, checks every table against its mapping, applies the
+// state schema's migrations, makes sure each collection, the publication and
+// the slot exist. Every failure names the configuration key it concerns.
+func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
+	e := &Env{slot: cfg.Postgres.Slot}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	e.Pool, err = pgxpool.New(ctx, cfg.Postgres.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres.dsn: %w", err)
+	}
+	if err := e.Pool.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("postgres.dsn: cannot connect to %s: %w", config.RedactDSN(cfg.Postgres.DSN), err)
+	}
+
+	if e.Embedder, err = newEmbedder(cfg.Embedding); err != nil {
+		return nil, err
+	}
+	modelID := "none"
+	if e.Embedder != nil {
+		modelID = e.Embedder.ModelID()
+	}
+	if e.Chunker, err = transform.NewChunker(cfg.Chunking.MaxTokens, cfg.Chunking.Overlap); err != nil {
+		return nil, fmt.Errorf("chunking: %w", err)
+	}
+
+	names := make([]connector.TableName, len(cfg.Tables))
+	for i, t := range cfg.Tables {
+		if names[i], err = connector.ParseTableName(t.Table); err != nil {
+			return nil, fmt.Errorf("tables[%d].table: %w", i, err)
+		}
+	}
+	for i, name := range names {
+		infos, err := connector.DescribeTables(ctx, e.Pool, []connector.TableName{name})
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d].table: %w", i, err)
+		}
+		info := infos[0]
+		t := cfg.Tables[i]
+		r, err := transform.NewRenderer(info, t.Collection, t.Template, t.Metadata, modelID)
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d]: %w", i, err)
+		}
+		e.Infos = append(e.Infos, info)
+		e.Tables = append(e.Tables, pipeline.NewTable(info, t.Collection, r))
+	}
+
+	if err := migrations.Apply(ctx, e.Pool, cfg.Postgres.StateSchema); err != nil {
+		return nil, fmt.Errorf("postgres.state_schema: migrate %s: %w", cfg.Postgres.StateSchema, err)
+	}
+	e.State = state.NewStore(e.Pool, cfg.Postgres.StateSchema)
+
+	e.Sink, err = sink.New(ctx, sink.Config{URL: cfg.Weaviate.URL, GRPC: cfg.Weaviate.GRPC, APIKey: cfg.Weaviate.APIKey, Timeout: cfg.Weaviate.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("weaviate: %w", err)
+	}
+	if err := e.Sink.Ready(ctx); err != nil {
+		return nil, fmt.Errorf("weaviate.url: %w", err)
+	}
+	for i, t := range e.Tables {
+		spec := sink.CollectionSpec{Name: t.Collection, Metadata: t.Renderer.MetadataFields(), Vectorizer: "none"}
+		created, err := e.Sink.EnsureCollection(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("tables[%d].collection: %w", i, err)
+		}
+		if created {
+			log.Info().Str("collection", t.Collection).Msg("created collection")
+		}
+	}
+
+	if err := connector.EnsurePublication(ctx, e.Pool, cfg.Postgres.Publication, names); err != nil {
+		return nil, fmt.Errorf("postgres.publication: %w", err)
+	}
+	if err := ensureSlot(ctx, cfg.Postgres.DSN, cfg.Postgres.Slot, log); err != nil {
+		return nil, fmt.Errorf("postgres.slot: %w", err)
+	}
+	return e, nil
+}
+
+func ensureSlot(ctx context.Context, dsn, slot string, log zerolog.Logger) error {
+	conn, err := connector.ConnectReplication(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	created, at, err := connector.EnsureSlot(ctx, conn, slot)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info().Str("slot", slot).Stringer("consistent_point", at).Msg("created replication slot")
+	}
+	return nil
+}
+
+func newEmbedder(c config.Embedding) (transform.Embedder, error) {
+	switch c.Provider {
+	case "hash":
+		return transform.NewHashEmbedder(c.Dimensions), nil
+	case "none":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("embedding.provider: %q is not available in this build", c.Provider)
+}
+
+// fetch re-reads rows for unchanged TOAST values.
+func (e *Env) fetch(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
+	return connector.FetchRows(ctx, e.Pool, info, keys)
+}
+
+// Close releases the connections.
+func (e *Env) Close() {
+	if e.Sink != nil {
+		e.Sink.Close()
+	}
+	if e.Pool != nil {
+		e.Pool.Close()
+	}
+}

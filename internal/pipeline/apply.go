@@ -1,0 +1,202 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"maps"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// apply makes the index match a batch of changes. Only the last change of
+// each row counts: the index must hold the row's current document, and the
+// intermediate versions would be overwritten at once anyway.
+func (p *Pipeline) apply(ctx context.Context, batch []item) error {
+	type rowRef struct {
+		table *Table
+		key   string
+	}
+	last := make(map[rowRef]int, len(batch))
+	for i, it := range batch {
+		last[rowRef{it.table, it.key.String()}] = i
+	}
+	byTable := map[*Table][]item{}
+	var order []*Table
+	for i, it := range batch {
+		if last[rowRef{it.table, it.key.String()}] != i {
+			continue
+		}
+		if _, ok := byTable[it.table]; !ok {
+			order = append(order, it.table)
+		}
+		byTable[it.table] = append(byTable[it.table], it)
+	}
+	for _, t := range order {
+		items := byTable[t]
+		err := retry(ctx, p.log, "apply "+t.SourceTable, func() error {
+			return p.applyTable(ctx, t, items)
+		})
+		if err != nil {
+			return fmt.Errorf("apply %d changes of %s: %w", len(items), t.SourceTable, err)
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err error) {
+	rows, err := p.completeRows(ctx, t, items)
+	if err != nil {
+		return err
+	}
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = it.key.String()
+	}
+	prev, err := p.state.LookupDocuments(ctx, t.Collection, t.SourceTable, keys)
+	if err != nil {
+		return fmt.Errorf("look up previous documents: %w", err)
+	}
+
+	var writes []*transform.Document
+	var removes []string
+	var appliedOps, skippedOps []connector.Op // counted once the batch is through
+	for i, it := range items {
+		if it.remove {
+			appliedOps = append(appliedOps, it.op)
+			// Removed even when no state is recorded: a crash between
+			// Weaviate's acknowledgement and the state update can leave
+			// objects the state does not know of.
+			removes = append(removes, keys[i])
+			continue
+		}
+		row := rows[i]
+		if row == nil {
+			continue // deleted since; the stream carries that delete next
+		}
+		doc, err := t.Renderer.Render(row, it.key, it.lsn.LSN)
+		if err != nil {
+			return permanent(fmt.Errorf("render %s key %s at %s: %w", t.SourceTable, keys[i], it.lsn.LSN, err))
+		}
+		if old, ok := prev[keys[i]]; ok {
+			if old.ContentHash == doc.ContentHash {
+				skippedOps = append(skippedOps, it.op)
+				continue // unchanged document: nothing to embed or write
+			}
+			doc.PreviousChunkCount = old.ChunkCount
+		}
+		writes = append(writes, doc)
+		appliedOps = append(appliedOps, it.op)
+	}
+
+	if err := p.chunkAndEmbed(ctx, writes); err != nil {
+		return err
+	}
+	if len(writes) > 0 {
+		if err := p.sink.Write(ctx, writes); err != nil {
+			return fmt.Errorf("write to weaviate: %w", err)
+		}
+	}
+	if len(removes) > 0 {
+		if err := p.sink.Delete(ctx, t.Collection, t.SourceTable, removes); err != nil {
+			return fmt.Errorf("delete from weaviate: %w", err)
+		}
+	}
+	defer func() {
+		if err == nil {
+			p.count(t, appliedOps, "applied")
+			p.count(t, skippedOps, "skipped")
+		}
+	}()
+	if len(writes) == 0 && len(removes) == 0 {
+		return nil
+	}
+	upserts := make([]state.DocState, len(writes))
+	for i, d := range writes {
+		upserts[i] = state.DocState{SourceKey: d.SourceKey, ContentHash: d.ContentHash, ChunkCount: len(d.Chunks), LSN: d.LSN}
+	}
+	if err := p.state.ApplyDocuments(ctx, t.Collection, t.SourceTable, upserts, removes); err != nil {
+		return fmt.Errorf("record written documents: %w", err)
+	}
+	return nil
+}
+
+// completeRows returns each item's row, with unchanged TOAST values the
+// document needs read back from the table: the stream does not carry them,
+// and indexing without them would index a placeholder. A nil row means the
+// row no longer exists.
+func (p *Pipeline) completeRows(ctx context.Context, t *Table, items []item) ([]connector.Row, error) {
+	rows := make([]connector.Row, len(items))
+	var missing []connector.Key
+	for i, it := range items {
+		rows[i] = it.row
+		if !it.remove && t.needsRow(it.unchanged) {
+			missing = append(missing, it.key)
+		}
+	}
+	if len(missing) == 0 {
+		return rows, nil
+	}
+	current, err := p.fetch(ctx, t.Info, missing)
+	if err != nil {
+		return nil, fmt.Errorf("re-read %d rows of %s for unchanged TOAST values: %w", len(missing), t.SourceTable, err)
+	}
+	for i, it := range items {
+		if it.remove || !t.needsRow(it.unchanged) {
+			continue
+		}
+		cur, ok := current[it.key.String()]
+		if !ok {
+			rows[i] = nil
+			continue
+		}
+		row := maps.Clone(it.row)
+		for _, c := range it.unchanged {
+			row[c] = cur[c]
+		}
+		rows[i] = row
+	}
+	return rows, nil
+}
+
+// chunkAndEmbed splits each document and fills in its vectors, sending the
+// embedder at most EmbedBatch texts per call.
+func (p *Pipeline) chunkAndEmbed(ctx context.Context, docs []*transform.Document) error {
+	var texts []string
+	var slots []*transform.Chunk
+	for _, d := range docs {
+		parts := p.chunker.Split(d.Text)
+		d.Chunks = make([]transform.Chunk, len(parts))
+		for i, s := range parts {
+			d.Chunks[i] = transform.Chunk{Index: i, Text: s}
+		}
+		if p.embedder == nil {
+			continue
+		}
+		for i := range d.Chunks {
+			texts = append(texts, d.Chunks[i].Text)
+			slots = append(slots, &d.Chunks[i])
+		}
+	}
+	for start := 0; start < len(texts); start += p.cfg.EmbedBatch {
+		end := min(start+p.cfg.EmbedBatch, len(texts))
+		vecs, err := p.embedder.Embed(ctx, texts[start:end])
+		if err != nil {
+			return fmt.Errorf("embed %d chunks with %s: %w", end-start, p.embedder.ModelID(), err)
+		}
+		if len(vecs) != end-start {
+			return fmt.Errorf("embedder %s returned %d vectors for %d texts", p.embedder.ModelID(), len(vecs), end-start)
+		}
+		for i, v := range vecs {
+			slots[start+i].Vector = v
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) count(t *Table, ops []connector.Op, outcome string) {
+	for _, op := range ops {
+		p.metrics.Changes.WithLabelValues(t.SourceTable, op.String(), outcome).Inc()
+	}
+}

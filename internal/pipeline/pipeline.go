@@ -1,0 +1,230 @@
+// Package pipeline applies the stream's changes to the index: it routes each
+// change to a worker by (table, key), so that one row's changes apply in
+// order while different rows run in parallel, and acknowledges each change to
+// the checkpoint tracker once Weaviate has it.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
+	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// Sink is where documents go: Weaviate in production.
+type Sink interface {
+	Write(ctx context.Context, docs []*transform.Document) error
+	Delete(ctx context.Context, collection, sourceTable string, keys []string) error
+	DeleteTable(ctx context.Context, collection, sourceTable string) error
+}
+
+// Config tunes the pipeline.
+type Config struct {
+	Workers    int // parallel appliers; each owns a share of the keys
+	QueueSize  int // items buffered per worker before the reader is slowed down
+	MaxBatch   int // most changes one worker applies in one round
+	EmbedBatch int // most texts per embedder call
+}
+
+// Pipeline applies changes of the configured tables.
+type Pipeline struct {
+	cfg      Config
+	tables   map[connector.TableName]*Table
+	embedder transform.Embedder
+	chunker  *transform.Chunker
+	sink     Sink
+	state    State
+	fetch    RowFetcher
+	tracker  *checkpoint.Tracker
+	metrics  *metrics.Metrics
+	log      zerolog.Logger
+	seed     maphash.Seed
+}
+
+// Deps are the pipeline's collaborators.
+type Deps struct {
+	Tables   []*Table
+	Embedder transform.Embedder
+	Chunker  *transform.Chunker
+	Sink     Sink
+	State    State
+	Fetch    RowFetcher
+	Tracker  *checkpoint.Tracker
+	Metrics  *metrics.Metrics // optional
+	Log      zerolog.Logger
+}
+
+// New builds a pipeline.
+func New(cfg Config, d Deps) *Pipeline {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 4096
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.EmbedBatch <= 0 {
+		cfg.EmbedBatch = 128
+	}
+	p := &Pipeline{
+		cfg: cfg, tables: map[connector.TableName]*Table{},
+		embedder: d.Embedder, chunker: d.Chunker, sink: d.Sink, state: d.State,
+		fetch: d.Fetch, tracker: d.Tracker, metrics: d.Metrics, log: d.Log, seed: maphash.MakeSeed(),
+	}
+	if p.metrics == nil {
+		p.metrics = metrics.New()
+	}
+	for _, t := range d.Tables {
+		p.tables[t.Info.Name] = t
+	}
+	return p
+}
+
+// item is one unit of work for a worker: make the row at key match row, or
+// remove it when remove is set.
+type item struct {
+	table     *Table
+	op        connector.Op
+	key       connector.Key
+	remove    bool
+	row       connector.Row
+	unchanged []string
+	lsn       Position
+	tx        *checkpoint.Txn
+}
+
+// Run consumes messages until in is closed or ctx ends, and returns after
+// every worker has finished the work it was given. A worker's fatal error
+// stops the whole pipeline and is returned.
+func (p *Pipeline) Run(ctx context.Context, in <-chan connector.Message) error {
+	g, gctx := errgroup.WithContext(ctx)
+	queues := make([]chan item, p.cfg.Workers)
+	for i := range queues {
+		q := make(chan item, max(1, p.cfg.QueueSize/p.cfg.Workers))
+		queues[i] = q
+		w := &worker{p: p, queue: q, id: i}
+		g.Go(func() error { return w.run(gctx) })
+	}
+	g.Go(func() error {
+		defer func() {
+			for _, q := range queues {
+				close(q)
+			}
+		}()
+		return p.dispatch(gctx, in, queues)
+	})
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message, queues []chan item) error {
+	send := func(it item) error {
+		var h maphash.Hash
+		h.SetSeed(p.seed)
+		h.WriteString(it.table.Info.Name.String())
+		for _, k := range it.key {
+			h.WriteString(k)
+			h.WriteByte(0)
+		}
+		select {
+		case queues[h.Sum64()%uint64(len(queues))] <- it:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for {
+		var msg connector.Message
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return nil
+			}
+			msg = m
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		switch m := msg.(type) {
+		case *connector.Commit:
+			p.tracker.Commit(m.CommitLSN)
+		case *connector.Change:
+			if m.Op == connector.OpTruncate {
+				if err := p.truncate(ctx, m); err != nil {
+					return err
+				}
+				continue
+			}
+			t, ok := p.tables[m.Table]
+			if !ok {
+				continue // not configured: the publication may hold more tables than we index
+			}
+			items := p.itemsFor(t, m)
+			tx := p.tracker.Add(m.CommitLSN, len(items))
+			for _, it := range items {
+				it.tx = tx
+				if err := send(it); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// itemsFor splits a change into per-key work. A primary-key change becomes a
+// removal of the old key and a write of the new one: each goes to the worker
+// that owns its key, so a later change of either key cannot overtake it.
+func (p *Pipeline) itemsFor(t *Table, c *connector.Change) []item {
+	lsn := Position{LSN: c.CommitLSN, Time: c.CommitTime}
+	switch c.Op {
+	case connector.OpDelete:
+		return []item{{table: t, op: c.Op, key: c.Key, remove: true, lsn: lsn}}
+	case connector.OpUpdate:
+		if len(c.OldKey) > 0 && !c.OldKey.Equal(c.Key) {
+			return []item{
+				{table: t, op: c.Op, key: c.OldKey, remove: true, lsn: lsn},
+				{table: t, op: c.Op, key: c.Key, row: c.Row, unchanged: c.Unchanged, lsn: lsn},
+			}
+		}
+	}
+	return []item{{table: t, op: c.Op, key: c.Key, row: c.Row, unchanged: c.Unchanged, lsn: lsn}}
+}
+
+// truncate empties the index of the truncated tables. It runs alone: it
+// waits until every earlier change is applied, so that none of them can
+// write a row back after the table was emptied.
+func (p *Pipeline) truncate(ctx context.Context, c *connector.Change) error {
+	if err := p.tracker.WaitIdle(ctx); err != nil {
+		return err
+	}
+	tx := p.tracker.Add(c.CommitLSN, 1)
+	for _, name := range c.Tables {
+		t, ok := p.tables[name]
+		if !ok {
+			continue
+		}
+		err := retry(ctx, p.log, "truncate "+name.String(), func() error {
+			if err := p.sink.DeleteTable(ctx, t.Collection, t.SourceTable); err != nil {
+				return err
+			}
+			return p.state.DeleteTable(ctx, t.Collection, t.SourceTable)
+		})
+		if err != nil {
+			return fmt.Errorf("truncate %s: %w", name, err)
+		}
+	}
+	p.tracker.Done(tx, 1)
+	return nil
+}

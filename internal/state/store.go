@@ -1,0 +1,98 @@
+// Package state keeps the connector's own state in PostgreSQL, in the tables
+// that package migrations creates in the state schema: the checkpoint of each
+// slot and, for every indexed row, what Weaviate holds for it.
+package state
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+)
+
+// DB is what the store runs its statements on: a *pgxpool.Pool, a pgx.Tx or
+// a *pgx.Conn.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Store reads and writes the state tables of one schema. Each method is one
+// statement, hence one round trip; it is safe for concurrent use when its DB
+// is (a pool is, a transaction is not).
+type Store struct {
+	db  DB
+	sql statements
+}
+
+// NewStore returns a store over pool for the tables in schema, which must
+// have been migrated (migrations.Apply).
+func NewStore(pool *pgxpool.Pool, schema string) *Store {
+	return &Store{db: pool, sql: newStatements(connector.QuoteIdent(schema))}
+}
+
+// WithTx returns a store that runs its statements in tx, so a caller can make
+// several writes (documents and checkpoint, say) atomic.
+func (s *Store) WithTx(tx pgx.Tx) *Store {
+	return &Store{db: tx, sql: s.sql}
+}
+
+// statements are built once per store: the schema is fixed, and identical
+// texts let pgx reuse its prepared statements.
+type statements struct {
+	loadCheckpoint  string
+	saveCheckpoint  string
+	lookupDocuments string
+	saveDocuments   string
+	deleteDocuments string
+	applyDocuments  string
+	deleteTable     string
+}
+
+// upsertDocuments inserts or replaces rows given as parallel arrays
+// $first..$first+3 (keys, hashes, chunk counts, LSNs as text) for collection
+// $1 and table $2. Text LSNs avoid depending on a pg_lsn codec.
+func upsertDocuments(q string, first int) string {
+	return fmt.Sprintf(`INSERT INTO %[1]s.documents AS d
+    (collection, source_table, source_key, content_hash, chunk_count, source_lsn, updated_at)
+SELECT $1, $2, u.source_key, u.content_hash, u.chunk_count, u.source_lsn::pg_lsn, now()
+FROM unnest($%[2]d::text[], $%[3]d::text[], $%[4]d::int4[], $%[5]d::text[])
+    AS u(source_key, content_hash, chunk_count, source_lsn)
+ON CONFLICT (collection, source_table, source_key) DO UPDATE SET
+    content_hash = excluded.content_hash,
+    chunk_count  = excluded.chunk_count,
+    source_lsn   = excluded.source_lsn,
+    updated_at   = excluded.updated_at`, q, first, first+1, first+2, first+3)
+}
+
+func newStatements(q string) statements {
+	return statements{
+		loadCheckpoint: `SELECT confirmed_lsn::text FROM ` + q + `.checkpoint WHERE slot = $1`,
+		// GREATEST: a late or replayed save never moves the checkpoint back.
+		saveCheckpoint: `INSERT INTO ` + q + `.checkpoint AS c (slot, confirmed_lsn, updated_at)
+VALUES ($1, $2::text::pg_lsn, now())
+ON CONFLICT (slot) DO UPDATE SET
+    confirmed_lsn = GREATEST(c.confirmed_lsn, excluded.confirmed_lsn),
+    updated_at    = excluded.updated_at`,
+		lookupDocuments: `SELECT source_key, content_hash, chunk_count, source_lsn::text
+FROM ` + q + `.documents
+WHERE collection = $1 AND source_table = $2 AND source_key = ANY($3::text[])`,
+		saveDocuments: upsertDocuments(q, 3),
+		deleteDocuments: `DELETE FROM ` + q + `.documents
+WHERE collection = $1 AND source_table = $2 AND source_key = ANY($3::text[])`,
+		// Both in one statement: one round trip, one atomic effect. The
+		// keys of $3 and $4 are disjoint (ApplyDocuments sees to it), so the
+		// two parts never touch the same row.
+		applyDocuments: `WITH deleted AS (
+    DELETE FROM ` + q + `.documents
+    WHERE collection = $1 AND source_table = $2 AND source_key = ANY($3::text[])
+)
+` + upsertDocuments(q, 4),
+		deleteTable: `DELETE FROM ` + q + `.documents WHERE collection = $1 AND source_table = $2`,
+	}
+}

@@ -1,0 +1,203 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/weaviate/weaviate-go-client/v4/weaviate/filters"
+	"github.com/weaviate/weaviate/entities/models"
+)
+
+// deleteChunk is how many keys one filter lists.
+const deleteChunk = 1000
+
+// idChunk is how many object IDs one batch delete filter lists.
+const idChunk = 5000
+
+// defaultProbeLimit is how many matching objects Delete reads per query;
+// Weaviate caps it at QUERY_MAXIMUM_RESULTS (10,000 by default).
+const defaultProbeLimit = 10000
+
+// maxDeleteRounds bounds the repetitions of one batch delete; each round
+// removes up to Weaviate's QUERY_MAXIMUM_RESULTS objects.
+const maxDeleteRounds = 1 << 20
+
+// Delete removes every object of the given rows (all their chunks), and no
+// object of any other row.
+//
+// source_key uses field tokenization, so a filter for key "1" never matches
+// "11" or ["a","1"]. Field tokenization does trim surrounding whitespace,
+// though: a filter for "a" also matches " a" and "a ". So Delete first reads
+// the matching objects' keys and IDs, then deletes exactly the objects whose
+// key is one of keys, by ID. A collection that does not exist has nothing
+// to delete.
+func (w *Weaviate) Delete(ctx context.Context, collection, sourceTable string, keys []string) error {
+	keys = unique(keys)
+	for start := 0; start < len(keys); start += deleteChunk {
+		end := min(start+deleteChunk, len(keys))
+		if err := w.deleteKeys(ctx, collection, sourceTable, keys[start:end]); err != nil {
+			return fmt.Errorf("sink: delete %d rows of %s from %s: %w", end-start, sourceTable, collection, err)
+		}
+	}
+	return nil
+}
+
+// deleteKeys deletes the objects of keys (at most deleteChunk of them).
+func (w *Weaviate) deleteKeys(ctx context.Context, collection, sourceTable string, keys []string) error {
+	want := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		want[k] = struct{}{}
+	}
+	where := keysFilter(sourceTable, keys)
+	limit := w.probeLimit
+	if limit <= 0 {
+		limit = defaultProbeLimit
+	}
+	limit = w.capLimit(limit)
+	others := 0 // matching objects of other keys (whitespace variants)
+	for round := 0; round < maxDeleteRounds; round++ {
+		objs, err := w.matching(ctx, collection, where, limit, others)
+		if err != nil {
+			if errors.Is(err, errNoCollection) {
+				return nil
+			}
+			if errors.Is(err, errQueryMaximum) && limit > 1 {
+				if others == 0 {
+					limit = w.lowerLimit(limit)
+				} else {
+					limit = max(1, limit/4) // limit+offset was too large
+				}
+				continue
+			}
+			return err
+		}
+		var ids []string
+		for _, o := range objs {
+			if _, ok := want[o.key]; ok {
+				ids = append(ids, o.id)
+			} else {
+				others++
+			}
+		}
+		if err := w.deleteIDs(ctx, collection, ids); err != nil {
+			return err
+		}
+		// The results are in internal ID order, so the objects of other
+		// keys seen so far come first in the next round: skip them.
+		if len(objs) < limit {
+			return nil
+		}
+	}
+	return fmt.Errorf("objects still matching after %d rounds", maxDeleteRounds)
+}
+
+// DeleteTable removes every object of sourceTable from collection.
+func (w *Weaviate) DeleteTable(ctx context.Context, collection, sourceTable string) error {
+	where := filters.Where().WithPath([]string{PropSourceTable}).WithOperator(filters.Equal).WithValueText(sourceTable)
+	if err := w.deleteWhere(ctx, collection, where); err != nil {
+		return fmt.Errorf("sink: delete table %s from %s: %w", sourceTable, collection, err)
+	}
+	return nil
+}
+
+// deleteIDs removes the objects with the given IDs.
+func (w *Weaviate) deleteIDs(ctx context.Context, collection string, ids []string) error {
+	for start := 0; start < len(ids); start += idChunk {
+		end := min(start+idChunk, len(ids))
+		where := filters.Where().WithPath([]string{"id"}).WithOperator(filters.ContainsAny).WithValueText(ids[start:end]...)
+		if err := w.deleteWhere(ctx, collection, where); err != nil {
+			return fmt.Errorf("delete %d objects by ID from %s: %w", end-start, collection, err)
+		}
+	}
+	return nil
+}
+
+// deleteWhere runs a batch delete until no object matches any more: one
+// call deletes at most QUERY_MAXIMUM_RESULTS objects. Transient failures
+// are retried a bounded number of times.
+func (w *Weaviate) deleteWhere(ctx context.Context, collection string, where *filters.WhereBuilder) error {
+	failures := 0
+	for round := 0; round < maxDeleteRounds; round++ {
+		resp, err := w.client.Batch().ObjectsBatchDeleter().
+			WithClassName(collection).
+			WithWhere(where).
+			WithOutput("minimal").
+			Do(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Weaviate answers a batch delete on a missing collection
+			// with an error (a 500 in 1.35): nothing to delete then.
+			if _, gerr := w.getClass(ctx, collection); errors.Is(gerr, errNoCollection) {
+				return nil
+			}
+			failures++
+			if !transientRequest(err) || failures >= w.attempts {
+				return err
+			}
+			if err := sleep(ctx, w.backoffFor(failures)); err != nil {
+				return err
+			}
+			continue
+		}
+		if resp == nil || resp.Results == nil {
+			return errors.New("weaviate answered a batch delete without results")
+		}
+		r := resp.Results
+		if r.Failed > 0 {
+			failures++
+			if failures >= w.attempts {
+				return fmt.Errorf("weaviate failed to delete %d of %d matching objects: %s", r.Failed, r.Matches, deleteFailures(resp.Results))
+			}
+			if err := sleep(ctx, w.backoffFor(failures)); err != nil {
+				return err
+			}
+			continue
+		}
+		// Fewer matches than the limit: that was everything.
+		if r.Matches == 0 || (r.Limit > 0 && r.Matches < r.Limit) {
+			return nil
+		}
+	}
+	return fmt.Errorf("batch delete still matching after %d rounds", maxDeleteRounds)
+}
+
+func deleteFailures(r *models.BatchDeleteResponseResults) string {
+	var msgs []string
+	for _, o := range r.Objects {
+		if o == nil || o.Errors == nil {
+			continue
+		}
+		for _, e := range o.Errors.Error {
+			if e != nil && e.Message != "" {
+				msgs = append(msgs, fmt.Sprintf("%s: %s", o.ID, e.Message))
+			}
+		}
+		if len(msgs) >= 3 {
+			break
+		}
+	}
+	if len(msgs) == 0 {
+		return "no message"
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func unique(keys []string) []string {
+	if len(keys) < 2 {
+		return keys
+	}
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		seen[k] = struct{}{}
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,52 @@
+package transform
+
+import (
+	"github.com/jackc/pglogrepl"
+)
+
+// Document is a row rendered for the index: its text, its metadata
+// properties, and (once chunked and embedded) its chunks.
+type Document struct {
+	Collection  string
+	SourceTable string // contract's source_table (quote_ident form)
+	SourceKey   string // contract's source_key
+	Text        string
+	Metadata    map[string]any // property name -> value in the Go form of its Kind
+	ContentHash string
+	LSN         pglogrepl.LSN
+	Chunks      []Chunk
+	// PreviousChunkCount is how many chunks the row had before this write, as
+	// far as the connector knows; the sink removes chunks past len(Chunks).
+	PreviousChunkCount int
+}
+
+// Chunk is one piece of a Document's text with its vector.
+type Chunk struct {
+	Index  int
+	Text   string
+	Vector []float32 // nil when Weaviate vectorizes (provider none)
+}
+
+// Kind is the property type a metadata column lands as in Weaviate. The
+// transform decides it from the PostgreSQL type; the sink maps it to
+// Weaviate's data type.
+type Kind uint8
+
+const (
+	KindText Kind = iota
+	KindInt
+	KindNumber
+	KindBool
+	KindDate // RFC 3339 string
+	KindTextArray
+	KindIntArray
+	KindNumberArray
+	KindBoolArray
+	KindDateArray
+)
+
+// MetadataField is one metadata column and the property type it lands as.
+type MetadataField struct {
+	Name string
+	Kind Kind
+}
