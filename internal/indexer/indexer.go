@@ -44,7 +44,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 
 	pipe := pipeline.New(pipeline.Config{
 		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
-		MaxBatch: cfg.Pipeline.MaxBatch, EmbedBatch: cfg.Embedding.BatchSize,
+		MaxBatch: cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait, EmbedBatch: cfg.Embedding.BatchSize,
 	}, pipeline.Deps{
 		Tables: env.Tables, Embedder: env.Embedder, Chunker: env.Chunker,
 		Sink: env.Sink, State: env.State, Fetch: env.fetch, Tracker: tracker,

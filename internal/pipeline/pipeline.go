@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -28,9 +29,12 @@ type Sink interface {
 
 // Config tunes the pipeline.
 type Config struct {
-	Workers    int // parallel appliers; each owns a share of the keys
-	QueueSize  int // items buffered per worker before the reader is slowed down
-	MaxBatch   int // most changes one worker applies in one round
+	Workers   int // parallel appliers; each owns a share of the keys
+	QueueSize int // items buffered per worker before the reader is slowed down
+	MaxBatch  int // most changes one worker applies in one round
+	// MaxWait is how long a worker that already has several changes waits
+	// for more before applying them; a single change never waits.
+	MaxWait    time.Duration
 	EmbedBatch int // most texts per embedder call
 }
 

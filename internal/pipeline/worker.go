@@ -17,7 +17,7 @@ type worker struct {
 // run takes whatever has queued up since its last round, up to MaxBatch, and
 // applies it as one batch. An idle pipeline therefore flushes a single change
 // at once (lowest latency), and a busy one grows its batches by itself
-// (highest throughput) without any timer.
+// (highest throughput).
 func (w *worker) run(ctx context.Context) error {
 	batch := make([]item, 0, w.p.cfg.MaxBatch)
 	for {
@@ -44,6 +44,12 @@ func (w *worker) run(ctx context.Context) error {
 				break drain
 			}
 		}
+		// More than one change waiting means the pipeline is under load:
+		// then a short wait fills the batch further, so that Weaviate and
+		// the embedder get fewer, larger requests.
+		if !closed && len(batch) > 1 && len(batch) < w.p.cfg.MaxBatch && w.p.cfg.MaxWait > 0 {
+			closed = w.fill(&batch)
+		}
 		if err := w.p.apply(ctx, batch); err != nil {
 			return err
 		}
@@ -54,6 +60,25 @@ func (w *worker) run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// fill adds changes to batch until it is full or MaxWait has passed; it
+// reports whether the queue was closed.
+func (w *worker) fill(batch *[]item) (closed bool) {
+	timer := time.NewTimer(w.p.cfg.MaxWait)
+	defer timer.Stop()
+	for len(*batch) < w.p.cfg.MaxBatch {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				return true
+			}
+			*batch = append(*batch, it)
+		case <-timer.C:
+			return false
+		}
+	}
+	return false
 }
 
 // ack tells the tracker, one call per transaction rather than per change.

@@ -90,13 +90,6 @@ func run() error {
 		return fmt.Errorf("write config: %w", err)
 	}
 
-	// The slot is made by snapshot (the table is still empty, so this is
-	// quick); run then streams from it.
-	step("cdc-indexer snapshot --config " + configPath)
-	if err := runSnapshot(ctx, binary, configPath); err != nil {
-		return err
-	}
-
 	step("starting cdc-indexer run --config " + configPath)
 	conn, err := startConnector(binary, configPath, filepath.Join(workDir, "cdc-indexer.log"))
 	if err != nil {
@@ -260,16 +253,6 @@ func buildConnector(ctx context.Context, root, binary string) error {
 	return nil
 }
 
-func runSnapshot(ctx context.Context, binary, configPath string) error {
-	ctx, cancel := context.WithTimeout(ctx, arrivalTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "snapshot", "--config", configPath)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("cdc-indexer snapshot: %w\n%s", err, out)
-	}
-	return nil
-}
 
 func demoConfig(dsn, weaviateURL, weaviateGRPC string, obsPort int) string {
 	return fmt.Sprintf(`# Written by scripts/demo for one run.
