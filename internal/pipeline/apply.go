@@ -14,6 +14,29 @@ import (
 // each row counts: the index must hold the row's current document, and the
 // intermediate versions would be overwritten at once anyway.
 func (p *Pipeline) apply(ctx context.Context, batch []item) error {
+	// A truncate must not run while a batch is half applied: it could
+	// remove a table's objects just before a snapshot row is written back.
+	p.applying.RLock()
+	defer p.applying.RUnlock()
+	// Live changes first, then snapshot rows: collapsing a snapshot row into
+	// a live change of the same row would lose one of the two, and the
+	// snapshot row's LSN check needs the live change's state written.
+	var live, backfill []item
+	for _, it := range batch {
+		if it.backfill == nil {
+			live = append(live, it)
+		} else {
+			backfill = append(backfill, it)
+		}
+	}
+	if err := p.applyLast(ctx, live); err != nil {
+		return err
+	}
+	return p.applyLast(ctx, backfill)
+}
+
+// applyLast applies the last item of each row in items, table by table.
+func (p *Pipeline) applyLast(ctx context.Context, batch []item) error {
 	type rowRef struct {
 		table *Table
 		key   string
@@ -61,6 +84,7 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 
 	var writes []*transform.Document
 	var removes []string
+	var removedAt []int                       // index in items of each removal
 	var appliedOps, skippedOps []connector.Op // counted once the batch is through
 	for i, it := range items {
 		if it.remove {
@@ -69,11 +93,18 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			// Weaviate's acknowledgement and the state update can leave
 			// objects the state does not know of.
 			removes = append(removes, keys[i])
+			removedAt = append(removedAt, i)
 			continue
 		}
 		row := rows[i]
 		if row == nil {
 			continue // deleted since; the stream carries that delete next
+		}
+		if it.backfill != nil {
+			if old, ok := prev[keys[i]]; (ok && old.LSN > it.lsn.LSN) || p.truncatedSince(t, it.lsn.LSN) {
+				skippedOps = append(skippedOps, it.op)
+				continue // the index already has a newer version of this row
+			}
 		}
 		doc, err := t.Renderer.Render(row, it.key, it.lsn.LSN)
 		if err != nil {
@@ -112,11 +143,17 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	if len(writes) == 0 && len(removes) == 0 {
 		return nil
 	}
-	upserts := make([]state.DocState, len(writes))
-	for i, d := range writes {
-		upserts[i] = state.DocState{SourceKey: d.SourceKey, ContentHash: d.ContentHash, ChunkCount: len(d.Chunks), LSN: d.LSN}
+	upserts := make([]state.DocState, 0, len(writes)+len(removes))
+	for _, d := range writes {
+		upserts = append(upserts, state.DocState{SourceKey: d.SourceKey, ContentHash: d.ContentHash, ChunkCount: len(d.Chunks), LSN: d.LSN})
 	}
-	if err := p.state.ApplyDocuments(ctx, t.Collection, t.SourceTable, upserts, removes); err != nil {
+	// A removed row leaves a tombstone (no hash, no chunks) carrying the
+	// removal's LSN, so that a backfill that read the row before it was
+	// removed can tell that its copy is older and must not bring it back.
+	for _, i := range removedAt {
+		upserts = append(upserts, state.DocState{SourceKey: keys[i], LSN: items[i].lsn.LSN})
+	}
+	if err := p.state.ApplyDocuments(ctx, t.Collection, t.SourceTable, upserts, nil); err != nil {
 		return fmt.Errorf("record written documents: %w", err)
 	}
 	return nil

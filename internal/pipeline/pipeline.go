@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
@@ -51,6 +53,17 @@ type Pipeline struct {
 	metrics  *metrics.Metrics
 	log      zerolog.Logger
 	seed     maphash.Seed
+
+	queues         []chan item // live changes, one per worker
+	backfillQueues []chan item // snapshot rows, one per worker, taken when live is empty
+
+	stopped chan struct{} // closed when Run returns
+	stopMu  sync.Mutex
+	runErr  error
+
+	applying    sync.RWMutex // held for reading while a batch applies, for writing by a truncate
+	truncMu     sync.Mutex
+	truncatedAt map[*Table]pglogrepl.LSN
 }
 
 // Deps are the pipeline's collaborators.
@@ -91,6 +104,14 @@ func New(cfg Config, d Deps) *Pipeline {
 	for _, t := range d.Tables {
 		p.tables[t.Info.Name] = t
 	}
+	p.queues = make([]chan item, cfg.Workers)
+	p.backfillQueues = make([]chan item, cfg.Workers)
+	for i := range p.queues {
+		p.queues[i] = make(chan item, max(1, cfg.QueueSize/cfg.Workers))
+		p.backfillQueues[i] = make(chan item, max(1, cfg.MaxBatch))
+	}
+	p.stopped = make(chan struct{})
+	p.truncatedAt = map[*Table]pglogrepl.LSN{}
 	return p
 }
 
@@ -104,47 +125,56 @@ type item struct {
 	row       connector.Row
 	unchanged []string
 	lsn       Position
-	tx        *checkpoint.Txn
+	tx        *checkpoint.Txn // live changes: acknowledged to the tracker
+	backfill  *sync.WaitGroup // snapshot rows: released when applied
 }
 
 // Run consumes messages until in is closed or ctx ends, and returns after
 // every worker has finished the work it was given. A worker's fatal error
 // stops the whole pipeline and is returned.
-func (p *Pipeline) Run(ctx context.Context, in <-chan connector.Message) error {
+func (p *Pipeline) Run(ctx context.Context, in <-chan connector.Message) (err error) {
+	defer func() {
+		p.stopMu.Lock()
+		p.runErr = err
+		p.stopMu.Unlock()
+		close(p.stopped)
+	}()
 	g, gctx := errgroup.WithContext(ctx)
-	queues := make([]chan item, p.cfg.Workers)
-	for i := range queues {
-		q := make(chan item, max(1, p.cfg.QueueSize/p.cfg.Workers))
-		queues[i] = q
-		w := &worker{p: p, queue: q, id: i}
+	for i := range p.queues {
+		w := &worker{p: p, queue: p.queues[i], backfill: p.backfillQueues[i], id: i}
 		g.Go(func() error { return w.run(gctx) })
 	}
 	g.Go(func() error {
 		defer func() {
-			for _, q := range queues {
+			for _, q := range p.queues {
 				close(q)
 			}
 		}()
-		return p.dispatch(gctx, in, queues)
+		return p.dispatch(gctx, in)
 	})
-	err := g.Wait()
+	err = g.Wait()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
 	return err
 }
 
-func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message, queues []chan item) error {
+// route picks the worker that owns a row.
+func (p *Pipeline) route(t *Table, key connector.Key) int {
+	var h maphash.Hash
+	h.SetSeed(p.seed)
+	h.WriteString(t.SourceTable)
+	for _, k := range key {
+		h.WriteString(k)
+		h.WriteByte(0)
+	}
+	return int(h.Sum64() % uint64(len(p.queues)))
+}
+
+func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) error {
 	send := func(it item) error {
-		var h maphash.Hash
-		h.SetSeed(p.seed)
-		h.WriteString(it.table.Info.Name.String())
-		for _, k := range it.key {
-			h.WriteString(k)
-			h.WriteByte(0)
-		}
 		select {
-		case queues[h.Sum64()%uint64(len(queues))] <- it:
+		case p.queues[p.route(it.table, it.key)] <- it:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -219,6 +249,11 @@ func (p *Pipeline) truncate(ctx context.Context, c *connector.Change) error {
 		if !ok {
 			continue
 		}
+		p.truncMu.Lock()
+		p.truncatedAt[t] = c.CommitLSN
+		p.truncMu.Unlock()
+		p.applying.Lock() // let batches that started before the mark finish
+		p.applying.Unlock()
 		err := retry(ctx, p.log, "truncate "+name.String(), func() error {
 			if err := p.sink.DeleteTable(ctx, t.Collection, t.SourceTable); err != nil {
 				return err

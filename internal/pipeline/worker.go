@@ -9,9 +9,10 @@ import (
 
 // worker applies the changes of its share of the keys, in arrival order.
 type worker struct {
-	p     *Pipeline
-	queue chan item
-	id    int
+	p        *Pipeline
+	queue    chan item // live changes
+	backfill chan item // snapshot rows, taken only when queue is empty
+	id       int
 }
 
 // run takes whatever has queued up since its last round, up to MaxBatch, and
@@ -21,29 +22,15 @@ type worker struct {
 func (w *worker) run(ctx context.Context) error {
 	batch := make([]item, 0, w.p.cfg.MaxBatch)
 	for {
-		select {
-		case it, ok := <-w.queue:
-			if !ok {
-				return nil
-			}
-			batch = append(batch, it)
-		case <-ctx.Done():
-			return ctx.Err()
+		it, ok, err := w.next(ctx)
+		if err != nil {
+			return err
 		}
-		closed := false
-	drain:
-		for len(batch) < w.p.cfg.MaxBatch {
-			select {
-			case it, ok := <-w.queue:
-				if !ok {
-					closed = true
-					break drain
-				}
-				batch = append(batch, it)
-			default:
-				break drain
-			}
+		if !ok {
+			return nil
 		}
+		batch = append(batch, it)
+		closed := w.drain(&batch)
 		// More than one change waiting means the pipeline is under load:
 		// then a short wait fills the batch further, so that Weaviate and
 		// the embedder get fewer, larger requests.
@@ -60,6 +47,48 @@ func (w *worker) run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// next waits for the first item of a batch, preferring live changes; ok is
+// false once the live queue is closed.
+func (w *worker) next(ctx context.Context) (it item, ok bool, err error) {
+	select {
+	case it, ok = <-w.queue:
+		return it, ok, nil
+	default:
+	}
+	select {
+	case it, ok = <-w.queue:
+		return it, ok, nil
+	case it = <-w.backfill:
+		return it, true, nil
+	case <-ctx.Done():
+		return item{}, false, ctx.Err()
+	}
+}
+
+// drain adds what is already waiting, live changes first, up to MaxBatch;
+// it reports whether the live queue was closed.
+func (w *worker) drain(batch *[]item) (closed bool) {
+	for len(*batch) < w.p.cfg.MaxBatch {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				return true
+			}
+			*batch = append(*batch, it)
+			continue
+		default:
+		}
+		select {
+		case it := <-w.backfill:
+			*batch = append(*batch, it)
+			continue
+		default:
+		}
+		return false
+	}
+	return false
 }
 
 // fill adds changes to batch until it is full or MaxWait has passed; it
@@ -88,6 +117,10 @@ func (w *worker) ack(batch []item) {
 	now := time.Now()
 	w.p.metrics.BatchSize.Observe(float64(len(batch)))
 	for _, it := range batch {
+		if it.backfill != nil {
+			it.backfill.Done()
+			continue
+		}
 		if !it.lsn.Time.IsZero() {
 			w.p.metrics.Freshness.Observe(now.Sub(it.lsn.Time).Seconds())
 		}
