@@ -15,10 +15,11 @@ build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/cdc-indexer ./cmd/cdc-indexer
 
 # One PostgreSQL and one Weaviate serve every test package (scripts/testenv
-# exports their addresses); packages run two at a time on the shared servers.
+# exports their addresses). Packages run one at a time: replication slot names
+# are cluster-wide, and tests of different packages use the same slot name.
 test:
 	go vet ./...
-	go run ./scripts/testenv -- go test -count=1 -timeout 40m -p 2 $(TESTFLAGS) ./...
+	go run ./scripts/testenv -- go test -count=1 -timeout 40m -p 1 $(TESTFLAGS) ./...
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \
@@ -30,12 +31,14 @@ lint:
 demo:
 	go run ./scripts/demo
 
+# Throughput, freshness, memory and embedding cost against the machine's
+# limits, with private servers; prints one table and writes bench/results.json
+# (bench/README.md). Flags go in BENCHFLAGS, e.g.
+# make bench BENCHFLAGS='-sections memory' or BENCHFLAGS=-quick.
+BENCHFLAGS ?=
+
 bench:
-	@if [ -d bench ]; then \
-		go run ./bench; \
-	else \
-		echo "bench: no benchmark program yet (./bench arrives with a later change)"; \
-	fi
+	go run ./bench $(BENCHFLAGS)
 
 clean:
 	rm -rf bin dist

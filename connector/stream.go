@@ -37,12 +37,19 @@ type StreamConfig struct {
 	// to the server before Run returns, so a restart does not replay it.
 	DrainTimeout time.Duration
 	Logger       zerolog.Logger
+	// DecodeTimer, when set, is called with the time decoding took for one
+	// pgoutput message in DecodeSampleEvery (decoding is the hot path).
+	DecodeTimer func(time.Duration)
 }
+
+// DecodeSampleEvery is how many messages share one call of DecodeTimer.
+const DecodeSampleEvery = 64
 
 // Stream reads the slot's changes of the configured tables.
 type Stream struct {
 	cfg        StreamConfig
 	lastStatus atomic.Uint64
+	caughtUp   atomic.Pointer[CaughtUp]
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -62,6 +69,23 @@ func NewStream(cfg StreamConfig) *Stream {
 // processed it). Before the first report it is the slot's confirmed position
 // at connect. Safe to call from any goroutine.
 func (s *Stream) LastStatus() pglogrepl.LSN { return pglogrepl.LSN(s.lastStatus.Load()) }
+
+// CaughtUp is a moment at which Run was between transactions: the server
+// had streamed its WAL up to Through, and Sent was the commit LSN of the
+// last transaction sent on out (0: none yet in that Run).
+type CaughtUp struct{ Through, Sent pglogrepl.LSN }
+
+// CaughtUp returns the latest such moment (zero before the first). Once
+// the consumer has applied every transaction up to Sent, every change of
+// the configured tables committed before Through is applied: the server
+// sends transactions in commit order, so each one committed before Through
+// was sent before Through was seen. Safe to call from any goroutine.
+func (s *Stream) CaughtUp() CaughtUp {
+	if c := s.caughtUp.Load(); c != nil {
+		return *c
+	}
+	return CaughtUp{}
+}
 
 // Close stops a running Run as if its context were canceled and waits for
 // it to return. Without a running Run it does nothing.
@@ -203,6 +227,7 @@ type session struct {
 	log       zerolog.Logger
 
 	serverWALEnd pglogrepl.LSN // highest WAL position the server has streamed to us
+	decoded      int           // messages decoded, for sampling DecodeTimer
 	lastEmitted  pglogrepl.LSN // commit LSN of the last transaction a message of which was sent on out
 	lastCommit   pglogrepl.LSN // commit LSN of the last *Commit sent on out
 	reported     pglogrepl.LSN // last position reported to the server
@@ -234,6 +259,7 @@ func (ss *session) loop(ctx context.Context, out chan<- Message) error {
 			if err := ss.handle(ctx, out, m.Data); err != nil {
 				return err
 			}
+			ss.publishCaughtUp()
 		case *pgproto3.ErrorResponse:
 			return fmt.Errorf("replication stream: %w", pgconn.ErrorResponseToPgError(m))
 		case *pgproto3.CopyDone:
@@ -261,7 +287,16 @@ func (ss *session) handle(ctx context.Context, out chan<- Message, data []byte) 
 		if err != nil {
 			return fmt.Errorf("replication stream: %w", err)
 		}
+		var start time.Time
+		timed := ss.s.cfg.DecodeTimer != nil && ss.decoded%DecodeSampleEvery == 0
+		if timed {
+			start = time.Now()
+		}
+		ss.decoded++
 		msg, err := ss.dec.Decode(xld.WALData)
+		if timed {
+			ss.s.cfg.DecodeTimer(time.Since(start))
+		}
 		if err != nil {
 			return fmt.Errorf("replication stream at %s: %w", xld.WALStart, err)
 		}
@@ -272,6 +307,19 @@ func (ss *session) handle(ctx context.Context, out chan<- Message, data []byte) 
 		}
 	}
 	return nil
+}
+
+// publishCaughtUp records a CaughtUp when Run is between transactions:
+// every message received so far is decoded and every Change and Commit of
+// it sent on out.
+func (ss *session) publishCaughtUp() {
+	if ss.dec.InTransaction() {
+		return
+	}
+	c := CaughtUp{Through: ss.serverWALEnd, Sent: ss.lastEmitted}
+	if old := ss.s.caughtUp.Load(); old == nil || *old != c {
+		ss.s.caughtUp.Store(&c)
+	}
 }
 
 func (ss *session) advance(lsn pglogrepl.LSN) {

@@ -45,6 +45,11 @@ func (tm *TypeMap) Decode(oid uint32, data []byte) Value {
 	if b, ok := tm.base[oid]; ok {
 		decodeOID = b
 	}
+	if decodeOID == pgtype.TextOID || decodeOID == pgtype.VarcharOID {
+		// pgx decodes these to a copy of the same string: skip both copies.
+		v.Go = v.Text
+		return v
+	}
 	t, ok := tm.m.TypeForOID(decodeOID)
 	if !ok {
 		return v

@@ -58,9 +58,16 @@ type harness struct {
 
 func newHarness(t *testing.T, schema string, maps ...mapping) *harness {
 	t.Helper()
-	ctx := context.Background()
-	h := &harness{t: t, dsn: testenv.Postgres(t)}
 	url, grpc := testenv.Weaviate(t)
+	return newHarnessAt(t, testenv.Postgres(t), url, grpc, schema, maps...)
+}
+
+// newHarnessAt is newHarness on the given database and Weaviate (see
+// newPrivateHarness).
+func newHarnessAt(t *testing.T, dsn, url, grpc, schema string, maps ...mapping) *harness {
+	t.Helper()
+	ctx := context.Background()
+	h := &harness{t: t, dsn: dsn}
 	var err error
 	if h.db, err = pgx.Connect(ctx, h.dsn); err != nil {
 		t.Fatalf("connect: %v", err)
@@ -457,4 +464,293 @@ func (h *harness) metric(name string, labels ...string) float64 {
 		}
 	}
 	return 0
+}
+
+// scrape returns the connector's /metrics text.
+func (h *harness) scrape() string {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.listen + "/metrics")
+	if err != nil {
+		h.t.Fatalf("scrape: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("scrape: %v", err)
+	}
+	return string(b)
+}
+
+// walLSN is pg_current_wal_lsn() on the test's connection, as an
+// application reads it after its write.
+func (h *harness) walLSN() string {
+	h.t.Helper()
+	var s string
+	if err := h.db.QueryRow(context.Background(), "SELECT pg_current_wal_lsn()::text").Scan(&s); err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+// waitFor calls GET /v1/wait and returns the status and body.
+func (h *harness) waitFor(query string) (int, string) {
+	h.t.Helper()
+	resp, err := http.Get("http://" + h.listen + "/v1/wait?" + query)
+	if err != nil {
+		h.t.Fatalf("wait: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// newPrivateHarness is newHarness on servers of the test's own, which it
+// may stop and start (fault injection): a new database in pg when pg is not
+// nil, else in the shared cluster; wv when not nil, else the shared Weaviate.
+func newPrivateHarness(t *testing.T, pg *testenv.PostgresServer, wv *testenv.WeaviateServer, schema string, maps ...mapping) *harness {
+	t.Helper()
+	dsn := ""
+	if pg != nil {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, pg.AdminDSN())
+		if err != nil {
+			t.Fatalf("connect to the private cluster: %v", err)
+		}
+		db := "t_" + strings.ToLower(strings.NewReplacer("/", "_", "-", "_").Replace(t.Name()))
+		if len(db) > 60 {
+			db = db[:60]
+		}
+		_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
+		conn.Close(ctx)
+		if err != nil {
+			t.Fatalf("create database: %v", err)
+		}
+		dsn = pg.DSN(db)
+	} else {
+		dsn = testenv.Postgres(t)
+	}
+	url, grpc := "", ""
+	if wv != nil {
+		url, grpc = wv.URL(), wv.GRPC()
+	} else {
+		url, grpc = testenv.Weaviate(t)
+	}
+	return newHarnessAt(t, dsn, url, grpc, schema, maps...)
+}
+
+// setConfig overrides a config key the way an operator would, through its
+// CDC_INDEXER_ environment variable, for the rest of the test: both start
+// (in-process) and startProcess (the binary) see it.
+func (h *harness) setConfig(key, value string) {
+	h.t.Helper()
+	h.t.Setenv(config.EnvName(key), value)
+	cfg, err := config.Load(h.cfgPath)
+	if err != nil {
+		h.t.Fatalf("load config: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		h.t.Fatalf("config: %v", err)
+	}
+	h.cfg = cfg
+}
+
+// setSection merges values into one section of the config file (e.g.
+// "embedding") and reloads it, for the rest of the test.
+func (h *harness) setSection(section string, values map[string]any) {
+	h.t.Helper()
+	raw, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		h.t.Fatal(err)
+	}
+	sec, _ := doc[section].(map[string]any)
+	if sec == nil {
+		sec = map[string]any{}
+	}
+	for k, v := range values {
+		sec[k] = v
+	}
+	doc[section] = sec
+	if raw, err = yaml.Marshal(doc); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(h.cfgPath, raw, 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	cfg, err := config.Load(h.cfgPath)
+	if err != nil {
+		h.t.Fatalf("load config: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		h.t.Fatalf("config: %v", err)
+	}
+	h.cfg = cfg
+}
+
+// useOpenAI points the connector at an OpenAI-compatible server (an
+// openaitest.Server in tests) with short retry waits, in one step (the keys
+// depend on each other); extra overrides the other embedding keys.
+func (h *harness) useOpenAI(baseURL string, dims int, extra map[string]any) {
+	h.t.Helper()
+	values := map[string]any{
+		"provider": "openai", "model": "test-embed", "dimensions": dims, "base_url": baseURL,
+		"api_key": "sk-test", "send_dimensions": "always",
+		"max_backoff": "1s", "breaker_failures": 3, "breaker_cooldown": "500ms", "timeout": "10s",
+	}
+	for k, v := range extra {
+		values[k] = v
+	}
+	h.setSection("embedding", values)
+}
+
+// runUntilExit runs the connector in-process and returns its error, for
+// starts that must fail; it fails the test if the connector is still
+// running after the timeout.
+func (h *harness) runUntilExit(timeout time.Duration) error {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{h.t}}).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	done := make(chan error, 1)
+	go func() { done <- indexer.Run(ctx, h.cfg, log) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(timeout):
+		cancel()
+		<-done
+		h.t.Fatalf("connector still running after %s; want it to refuse to start", timeout)
+		return nil
+	}
+}
+
+// runSnapshot runs `cdc-indexer snapshot` in-process with opts and returns
+// what it printed; it fails the test if the snapshot fails.
+func (h *harness) runSnapshot(opts indexer.SnapshotOptions) string {
+	h.t.Helper()
+	var out strings.Builder
+	opts.Out = &out
+	log := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{h.t}, NoColor: true}).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := indexer.Snapshot(ctx, h.cfg, opts, log); err != nil {
+		h.t.Fatalf("snapshot: %v", err)
+	}
+	return out.String()
+}
+
+// snapshotProc is `cdc-indexer snapshot` running as a process of its own.
+type snapshotProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+}
+
+// startSnapshotProcess runs the binary's snapshot command with args.
+func (h *harness) startSnapshotProcess(args ...string) *snapshotProc {
+	h.t.Helper()
+	bin, err := binary()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p := &snapshotProc{done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"snapshot", "--config", h.cfgPath}, args...)...)
+	logf, err := os.CreateTemp(h.t.TempDir(), "snapshot-*.log")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	p.logPath = logf.Name()
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); logf.Close(); close(p.done) }()
+	h.t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if h.t.Failed() {
+			h.t.Logf("snapshot log:\n%s", tail(p.log(), 4000))
+		}
+	})
+	return p
+}
+
+func (p *snapshotProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *snapshotProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// wait returns the process's exit error (nil for exit 0).
+func (p *snapshotProc) wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		return fmt.Errorf("still running after %s", timeout)
+	}
+}
+
+func (p *snapshotProc) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// snapshotRowsDone is the rows the snapshot recorded as indexed (0 before
+// the state schema exists).
+func (h *harness) snapshotRowsDone() int64 {
+	h.t.Helper()
+	if !h.stateRelation("snapshot_progress") {
+		return 0
+	}
+	var n int64
+	if err := h.db.QueryRow(context.Background(), `SELECT coalesce(sum(rows_done), 0) FROM cdc_indexer.snapshot_progress`).Scan(&n); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// replicationSlots counts the database's replication slots.
+func (h *harness) replicationSlots() int {
+	h.t.Helper()
+	var n int
+	if err := h.db.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`).Scan(&n); err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+// stateRelation reports whether the state schema has the named table.
+func (h *harness) stateRelation(name string) bool {
+	h.t.Helper()
+	var exists bool
+	if err := h.db.QueryRow(context.Background(), `SELECT to_regclass('cdc_indexer.' || $1) IS NOT NULL`, name).Scan(&exists); err != nil {
+		h.t.Fatal(err)
+	}
+	return exists
+}
+
+// hasCollection reports whether Weaviate has the collection.
+func (h *harness) hasCollection(name string) bool {
+	h.t.Helper()
+	resp, err := http.Get(h.weaviate.URL() + "/v1/schema/" + name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }

@@ -2,8 +2,10 @@
 // renders each row's document from the table's template (Renderer), computes
 // the content hash that lets unchanged rows be skipped (ContentHash), splits
 // documents into token-bounded chunks (Chunker, CountTokens), and provides
-// the built-in offline embedder (HashEmbedder). It needs no database and no
-// network: tests build connector.Row values by hand.
+// the embedders: the built-in offline one (HashEmbedder) and the client of
+// OpenAI-compatible embedding APIs (OpenAIEmbedder). It needs no database,
+// and only OpenAIEmbedder uses the network: tests build connector.Row values
+// by hand.
 //
 // # Templates
 //

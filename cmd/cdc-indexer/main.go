@@ -56,7 +56,8 @@ func newRootCmd() *cobra.Command {
 	root.CompletionOptions.HiddenDefaultCmd = true
 	root.PersistentFlags().String("config", "", "config file (default $"+configEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newSnapshotCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newSnapshotCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(),
+		newDeadLettersCmd())
 	return root
 }
 

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
+	"github.com/cdc-indexer/cdc-indexer/internal/snapshot"
 )
 
 func TestSnapshotTableFlag(t *testing.T) {
@@ -32,9 +41,119 @@ func TestSnapshotTableFlag(t *testing.T) {
 	assertFailure(t, code, stderr, "--table:", "unterminated")
 }
 
-func TestNotYetImplemented(t *testing.T) {
-	for _, cmd := range []string{"snapshot", "check", "status"} {
-		code, _, stderr := cli(t, cmd, "--config", configFile("valid"))
-		assertFailure(t, code, stderr, cmd+": not implemented yet")
+// fakeSnapshot replaces the indexer for one test and records what it got.
+func fakeSnapshot(t *testing.T, fn func(ctx context.Context, opts indexer.SnapshotOptions) error) *indexer.SnapshotOptions {
+	t.Helper()
+	var got indexer.SnapshotOptions
+	real := snapshotIndexer
+	snapshotIndexer = func(ctx context.Context, _ *config.Config, opts indexer.SnapshotOptions, _ zerolog.Logger) error {
+		got = opts
+		return fn(ctx, opts)
+	}
+	t.Cleanup(func() { snapshotIndexer = real })
+	return &got
+}
+
+func TestSnapshotPassesFlags(t *testing.T) {
+	got := fakeSnapshot(t, func(_ context.Context, opts indexer.SnapshotOptions) error {
+		_, err := opts.Out.Write([]byte("report\n"))
+		return err
+	})
+	code, stdout, stderr := cli(t, "snapshot", "--config", configFile("valid"), "--table", "articles",
+		"--dry-run", "--readers", "2", "--chunk-rows", "500")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !got.DryRun || got.Readers != 2 || got.ChunkRows != 500 || len(got.Tables) != 1 || got.Tables[0].Collection != "Article" {
+		t.Errorf("options = %+v", *got)
+	}
+	if stdout != "report\n" {
+		t.Errorf("stdout = %q, want the report", stdout)
+	}
+	if got.Bars != nil {
+		t.Error("progress bars drawn on a buffer, not a terminal")
+	}
+	if strings.Contains(stderr, "s3cret") {
+		t.Errorf("log shows the DSN password: %s", stderr)
+	}
+}
+
+func TestSnapshotDefaults(t *testing.T) {
+	got := fakeSnapshot(t, func(context.Context, indexer.SnapshotOptions) error { return nil })
+	if code, _, stderr := cli(t, "snapshot", "--config", configFile("valid")); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if got.DryRun || got.Readers != snapshot.DefaultReaders || got.ChunkRows != snapshot.DefaultChunkRows || len(got.Tables) != 2 {
+		t.Errorf("options = %+v", *got)
+	}
+}
+
+func TestSnapshotBadFlags(t *testing.T) {
+	fakeSnapshot(t, func(context.Context, indexer.SnapshotOptions) error {
+		t.Error("snapshot started with bad flags")
+		return nil
+	})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--readers", "0"}, "--readers: want 1 to 16, got 0"},
+		{[]string{"--readers", "17"}, "--readers: want 1 to 16"},
+		{[]string{"--chunk-rows", "0"}, "--chunk-rows: want 1 to 100000"},
+		{[]string{"--readers", "x"}, "invalid argument"},
+	} {
+		code, _, stderr := cli(t, append([]string{"snapshot", "--config", configFile("valid")}, c.args...)...)
+		assertFailure(t, code, stderr, c.want)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2", c.args, code)
+		}
+	}
+}
+
+func TestSnapshotFailure(t *testing.T) {
+	fakeSnapshot(t, func(context.Context, indexer.SnapshotOptions) error {
+		return errors.New("snapshot of public.articles: boom")
+	})
+	code, _, stderr := cli(t, "snapshot", "--config", configFile("valid"))
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	// The log goes to stderr too; the error is its last line.
+	if !strings.HasSuffix(stderr, "\ncdc-indexer: snapshot: snapshot of public.articles: boom\n") {
+		t.Errorf("stderr does not end with the error: %q", stderr)
+	}
+}
+
+// A signal stops the snapshot; it is not complete, so the exit is not 0,
+// and the message says how to continue.
+func TestSnapshotInterrupted(t *testing.T) {
+	started := make(chan struct{})
+	fakeSnapshot(t, func(ctx context.Context, _ indexer.SnapshotOptions) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	done := make(chan struct{})
+	var code int
+	var stderr string
+	go func() {
+		defer close(done)
+		code, _, stderr = cli(t, "snapshot", "--config", configFile("valid"))
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("snapshot not started")
+	}
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("snapshot did not return after SIGTERM")
+	}
+	if code != 1 || !strings.Contains(stderr, "interrupted") || !strings.Contains(stderr, "run it again to continue where it stopped") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -73,6 +73,9 @@ func (t *Tracker) openTxn(lsn pglogrepl.LSN) *Txn {
 	if t.open != nil && t.open.lsn == lsn {
 		return t.open
 	}
+	if t.open != nil {
+		t.abandonOpen()
+	}
 	tx := &Txn{lsn: lsn}
 	t.queue = append(t.queue, tx)
 	t.open = tx

@@ -24,6 +24,12 @@ type Postgres struct {
 	Slot        string `mapstructure:"slot"`
 	Publication string `mapstructure:"publication"`
 	StateSchema string `mapstructure:"state_schema"`
+	// MaxRetainedWAL is the WAL size the slot may retain before a warning
+	// is logged, e.g. "1GB"; "0" turns the warning off.
+	MaxRetainedWAL string `mapstructure:"max_retained_wal"`
+	// HeartbeatInterval is how often a logical decoding message is written
+	// so that the slot's position moves on an idle database; 0 disables.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
 }
 
 type Weaviate struct {
@@ -49,6 +55,28 @@ type Embedding struct {
 	APIKeyEnv  string `mapstructure:"api_key_env"`
 	// BatchSize bounds how many texts go to the embedder in one call.
 	BatchSize int `mapstructure:"batch_size"`
+
+	// Provider openai (see embedding.go for the rules).
+	SendDimensions    string            `mapstructure:"send_dimensions"` // auto | always | never
+	Headers           map[string]string `mapstructure:"headers"`
+	MaxBatchTokens    int               `mapstructure:"max_batch_tokens"`
+	MaxInputTokens    int               `mapstructure:"max_input_tokens"`
+	RequestsPerMinute int               `mapstructure:"requests_per_minute"`
+	TokensPerMinute   int               `mapstructure:"tokens_per_minute"`
+	Timeout           time.Duration     `mapstructure:"timeout"`
+	MaxBackoff        time.Duration     `mapstructure:"max_backoff"`
+	BreakerFailures   int               `mapstructure:"breaker_failures"`
+	BreakerCooldown   time.Duration     `mapstructure:"breaker_cooldown"`
+	// PricePerMillionTokens estimates the cost of what is sent.
+	PricePerMillionTokens float64 `mapstructure:"price_per_million_tokens"`
+	// The cache of computed vectors: its in-memory layer in MiB, and the
+	// rows kept in <state_schema>.embedding_cache (0: not persisted).
+	CacheMemoryMB  int `mapstructure:"cache_memory_mb"`
+	CacheMaxStored int `mapstructure:"cache_max_stored"`
+
+	// Provider none: Weaviate's vectorizer module and its class settings.
+	Vectorizer       string         `mapstructure:"vectorizer"`
+	VectorizerConfig map[string]any `mapstructure:"vectorizer_config"`
 }
 
 type Chunking struct {

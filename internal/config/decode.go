@@ -30,6 +30,10 @@ func strictScalars(_ reflect.Type, to reflect.Type, data any) (any, error) {
 		return toString(data)
 	case to.Kind() == reflect.Bool:
 		return toBool(data)
+	case to.Kind() == reflect.Float64 || to.Kind() == reflect.Float32:
+		return toFloat(data)
+	case to.Kind() == reflect.Map:
+		return toMap(data)
 	case to.Kind() == reflect.Struct:
 		if _, ok := data.(map[string]any); !ok {
 			return nil, fmt.Errorf("want a mapping of keys, got %s", describe(data))

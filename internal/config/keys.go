@@ -40,6 +40,25 @@ var defaults = map[string]any{
 	"observability.listen":      "127.0.0.1:9187",
 	"log.level":                 "info",
 	"log.format":                "json",
+
+	// Slot health.
+	"postgres.max_retained_wal":   "1GB",
+	"postgres.heartbeat_interval": time.Minute,
+
+	// Provider openai, cache and cost (embedding.go).
+	"embedding.send_dimensions":          SendDimensionsAuto,
+	"embedding.max_batch_tokens":         100000,
+	"embedding.max_input_tokens":         8191,
+	"embedding.requests_per_minute":      0,
+	"embedding.tokens_per_minute":        0,
+	"embedding.timeout":                  30 * time.Second,
+	"embedding.max_backoff":              time.Minute,
+	"embedding.breaker_failures":         5,
+	"embedding.breaker_cooldown":         30 * time.Second,
+	"embedding.price_per_million_tokens": 0.0,
+	"embedding.cache_memory_mb":          128,
+	"embedding.cache_max_stored":         1000000,
+	"embedding.vectorizer":               "",
 }
 
 // scalarKeys lists every scalar key of Config (postgres.dsn, ...), derived

@@ -53,6 +53,9 @@ func Load(path string) (*Config, error) {
 		annotateEnv(errs)
 		return nil, errs
 	}
+	if err := restoreMapKeys(path, &cfg); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
 	return &cfg, nil
 }
 

@@ -153,10 +153,18 @@ func TestEnvOverridesEveryScalarKey(t *testing.T) {
 				env, want = "7s", 7*time.Second
 			case field.Kind() == reflect.Int:
 				env, want = "7", 7
+			case field.Kind() == reflect.Float64:
+				env, want = "7.5", 7.5
+			case field.Kind() == reflect.Map:
+				// A mapping comes as YAML or JSON.
+				env, want = `{"Key": "7"}`, map[string]any{"Key": "7"}
+				if field.Type().Elem().Kind() == reflect.String {
+					want = map[string]string{"Key": "7"}
+				}
 			}
 			t.Setenv(EnvName(key), env)
 			cfg := mustLoad(t, minimalYAML)
-			if got := fieldByKey(reflect.ValueOf(cfg).Elem(), key).Interface(); got != want {
+			if got := fieldByKey(reflect.ValueOf(cfg).Elem(), key).Interface(); !reflect.DeepEqual(got, want) {
 				t.Errorf("%s=%s gave %v, want %v", EnvName(key), env, got, want)
 			}
 			if field.Kind() != reflect.String {

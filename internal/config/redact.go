@@ -102,6 +102,13 @@ func (c Config) Redacted() Config {
 	r.Postgres.DSN = RedactDSN(c.Postgres.DSN)
 	r.Weaviate.APIKey = maskSecret(c.Weaviate.APIKey)
 	r.Embedding.APIKey = maskSecret(c.Embedding.APIKey)
+	if c.Embedding.Headers != nil {
+		// Header values are often credentials (api-key, Authorization).
+		r.Embedding.Headers = make(map[string]string, len(c.Embedding.Headers))
+		for k, v := range c.Embedding.Headers {
+			r.Embedding.Headers[k] = maskSecret(v)
+		}
+	}
 	r.Tables = make([]Table, len(c.Tables))
 	for i, t := range c.Tables {
 		t.Metadata = append([]string(nil), t.Metadata...)

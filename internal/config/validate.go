@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 	c.Postgres.validate(&l)
 	c.Weaviate.validate(&l)
 	c.Embedding.validate(&l)
+	c.Embedding.validateMore(&l, c.Chunking) // embedding.go
 	c.Chunking.validate(&l)
 	validateTables(&l, c.Tables)
 	c.Pipeline.validate(&l)
@@ -67,6 +68,12 @@ func (p *Postgres) validate(l *errorList) {
 	}
 	checkIdentifier(l, "postgres.publication", p.Publication)
 	checkIdentifier(l, "postgres.state_schema", p.StateSchema)
+	if _, err := ParseSize(p.MaxRetainedWAL); err != nil {
+		l.add("postgres.max_retained_wal", err)
+	}
+	if p.HeartbeatInterval < 0 {
+		l.add("postgres.heartbeat_interval", fmt.Errorf("must not be negative, got %s", p.HeartbeatInterval))
+	}
 }
 
 func checkIdentifier(l *errorList, key, value string) {

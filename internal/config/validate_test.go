@@ -85,6 +85,7 @@ func TestValidateFailures(t *testing.T) {
 
 func setOpenAI(c *Config) {
 	c.Embedding.Provider = ProviderOpenAI
+	c.Embedding.Model = "text-embedding-3-small"
 	c.Embedding.BaseURL = "http://127.0.0.1:9999/v1"
 	c.Embedding.APIKey = "sk-test"
 }

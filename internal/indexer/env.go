@@ -33,6 +33,28 @@ type Env struct {
 // state schema's migrations, makes sure each collection, the publication and
 // the slot exist. Every failure names the configuration key it concerns.
 func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
+	e, err := PrepareWithoutSlot(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if err := e.requireSlotOrFirstStart(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := ensureSlot(ctx, cfg.Postgres.DSN, cfg.Postgres.Slot, log); err != nil {
+		return nil, fmt.Errorf("postgres.slot: %w", err)
+	}
+	return e, nil
+}
+
+// Describe connects to PostgreSQL and checks every table against its
+// mapping. It writes nothing (no state schema, collection, publication or
+// slot) and does not contact Weaviate: what a dry run needs.
+func Describe(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
 	e := &Env{slot: cfg.Postgres.Slot}
 	defer func() {
 		if err != nil {
@@ -47,13 +69,10 @@ func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *En
 		return nil, fmt.Errorf("postgres.dsn: cannot connect to %s: %w", config.RedactDSN(cfg.Postgres.DSN), err)
 	}
 
-	if e.Embedder, err = newEmbedder(cfg.Embedding); err != nil {
+	if e.Embedder, err = newEmbedder(cfg.Embedding, log); err != nil {
 		return nil, err
 	}
-	modelID := "none"
-	if e.Embedder != nil {
-		modelID = e.Embedder.ModelID()
-	}
+	modelID := EmbeddingModelID(cfg.Embedding) // embedding.go
 	if e.Chunker, err = transform.NewChunker(cfg.Chunking.MaxTokens, cfg.Chunking.Overlap); err != nil {
 		return nil, fmt.Errorf("chunking: %w", err)
 	}
@@ -70,6 +89,9 @@ func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *En
 			return nil, fmt.Errorf("tables[%d].table: %w", i, err)
 		}
 		info := infos[0]
+		if err := connector.CheckReplicaIdentity(ctx, e.Pool, info); err != nil {
+			return nil, fmt.Errorf("tables[%d].table: %w", i, err)
+		}
 		t := cfg.Tables[i]
 		r, err := transform.NewRenderer(info, t.Collection, t.Template, t.Metadata, modelID)
 		if err != nil {
@@ -78,11 +100,30 @@ func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *En
 		e.Infos = append(e.Infos, info)
 		e.Tables = append(e.Tables, pipeline.NewTable(info, t.Collection, r))
 	}
+	return e, nil
+}
 
+// PrepareWithoutSlot is Prepare except for the slot: `snapshot` creates a
+// missing slot itself, with an exported snapshot.
+func PrepareWithoutSlot(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
+	e, err := Describe(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	names := make([]connector.TableName, len(e.Infos))
+	for i, info := range e.Infos {
+		names[i] = info.Name
+	}
 	if err := migrations.Apply(ctx, e.Pool, cfg.Postgres.StateSchema); err != nil {
 		return nil, fmt.Errorf("postgres.state_schema: migrate %s: %w", cfg.Postgres.StateSchema, err)
 	}
 	e.State = state.NewStore(e.Pool, cfg.Postgres.StateSchema)
+	e.Embedder = withCache(e.Embedder, cfg.Embedding, e.State, log) // embedding.go
 
 	e.Sink, err = sink.New(ctx, sink.Config{URL: cfg.Weaviate.URL, GRPC: cfg.Weaviate.GRPC, APIKey: cfg.Weaviate.APIKey, Timeout: cfg.Weaviate.Timeout})
 	if err != nil {
@@ -92,10 +133,14 @@ func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *En
 		return nil, fmt.Errorf("weaviate.url: %w", err)
 	}
 	for i, t := range e.Tables {
-		spec := sink.CollectionSpec{Name: t.Collection, Metadata: t.Renderer.MetadataFields(), Vectorizer: "none"}
+		spec := sink.CollectionSpec{Name: t.Collection, Metadata: t.Renderer.MetadataFields()}
+		spec.Vectorizer, spec.VectorizerConfig = vectorizerSpec(cfg.Embedding) // embedding.go
 		created, err := e.Sink.EnsureCollection(ctx, spec)
 		if err != nil {
 			return nil, fmt.Errorf("tables[%d].collection: %w", i, err)
+		}
+		if err := checkCollectionModel(ctx, e.State, e.Sink, i, cfg.Embedding, t.Collection, created, log); err != nil {
+			return nil, err
 		}
 		if created {
 			log.Info().Str("collection", t.Collection).Msg("created collection")
@@ -104,9 +149,6 @@ func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *En
 
 	if err := connector.EnsurePublication(ctx, e.Pool, cfg.Postgres.Publication, names); err != nil {
 		return nil, fmt.Errorf("postgres.publication: %w", err)
-	}
-	if err := ensureSlot(ctx, cfg.Postgres.DSN, cfg.Postgres.Slot, log); err != nil {
-		return nil, fmt.Errorf("postgres.slot: %w", err)
 	}
 	return e, nil
 }
@@ -127,14 +169,8 @@ func ensureSlot(ctx context.Context, dsn, slot string, log zerolog.Logger) error
 	return nil
 }
 
-func newEmbedder(c config.Embedding) (transform.Embedder, error) {
-	switch c.Provider {
-	case "hash":
-		return transform.NewHashEmbedder(c.Dimensions), nil
-	case "none":
-		return nil, nil
-	}
-	return nil, fmt.Errorf("embedding.provider: %q is not available in this build", c.Provider)
+func newEmbedder(c config.Embedding, log zerolog.Logger) (transform.Embedder, error) {
+	return buildEmbedder(c, log) // embedding.go
 }
 
 // fetch re-reads rows for unchanged TOAST values.

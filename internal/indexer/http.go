@@ -2,10 +2,14 @@ package indexer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,26 +19,44 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 )
 
-// observability serves /metrics, /healthz and /readyz (contract section 5).
+// Dependencies whose reachability /readyz reports.
+const (
+	depPostgres = "postgres"
+	depWeaviate = "weaviate"
+)
+
+// Read-your-writes wait limits.
+const (
+	defaultWaitTimeout = 30 * time.Second
+	maxWaitTimeout     = 5 * time.Minute
+)
+
+// observability serves /metrics, /healthz and /readyz (contract section 5)
+// and the read-your-writes endpoint /v1/wait.
+//
+// /readyz answers 200 while the indexer streams (setReady) and the last
+// check of every dependency succeeded; a failed check (see watch) makes it
+// answer 503 with the reason until a later check succeeds.
 type observability struct {
-	srv   *http.Server
-	ready atomic.Bool
+	srv *http.Server
+	m   *metrics.Metrics
+	log zerolog.Logger
+
+	ready    atomic.Bool
+	mu       sync.Mutex
+	depErr   map[string]string // dependency -> why its last check failed
+	progress atomic.Pointer[progress]
 }
 
 func startObservability(addr string, m *metrics.Metrics, log zerolog.Logger) (*observability, error) {
-	o := &observability{}
+	o := &observability{m: m, log: log, depErr: map[string]string{}}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !o.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	mux.HandleFunc("/readyz", o.handleReady)
+	mux.HandleFunc("/v1/wait", o.handleWait)
 	if addr == "" {
 		return o, nil
 	}
@@ -51,12 +73,152 @@ func startObservability(addr string, m *metrics.Metrics, log zerolog.Logger) (*o
 	return o, nil
 }
 
-func (o *observability) setReady(v bool) { o.ready.Store(v) }
+// setReady says whether the indexer is streaming (or snapshotting).
+func (o *observability) setReady(v bool) {
+	o.ready.Store(v)
+	o.updateReadyGauge()
+}
+
+// setDependency records the result of a dependency check.
+func (o *observability) setDependency(name string, err error) {
+	o.mu.Lock()
+	prev, wasDown := o.depErr[name]
+	if err == nil {
+		delete(o.depErr, name)
+	} else {
+		o.depErr[name] = err.Error()
+	}
+	o.mu.Unlock()
+	up := 1.0
+	switch {
+	case err != nil && !wasDown:
+		up = 0
+		o.log.Error().Err(err).Str("dependency", name).Msg("dependency unreachable: not ready")
+	case err != nil:
+		up = 0
+		if prev != err.Error() {
+			o.log.Warn().Err(err).Str("dependency", name).Msg("dependency still unreachable")
+		}
+	case wasDown:
+		o.log.Info().Str("dependency", name).Msg("dependency reachable again")
+	}
+	o.m.Up.WithLabelValues(name).Set(up)
+	o.updateReadyGauge()
+}
+
+// notReady is why /readyz fails, or "" when it passes.
+func (o *observability) notReady() string {
+	if !o.ready.Load() {
+		return "not streaming"
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var reasons []string
+	for _, dep := range []string{depPostgres, depWeaviate} {
+		if e, ok := o.depErr[dep]; ok {
+			reasons = append(reasons, dep+" unreachable: "+e)
+		}
+	}
+	return strings.Join(reasons, "; ")
+}
+
+func (o *observability) updateReadyGauge() {
+	v := 0.0
+	if o.notReady() == "" {
+		v = 1
+	}
+	o.m.Ready.Set(v)
+}
+
+func (o *observability) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if why := o.notReady(); why != "" {
+		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// waitResponse is the body of /v1/wait.
+type waitResponse struct {
+	LSN     string `json:"lsn,omitempty"`
+	Applied string `json:"applied_lsn,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// handleWait is GET /v1/wait?lsn=<pg_lsn>&timeout=<duration>: 200 once
+// every change up to lsn is in Weaviate, 408 when timeout passes first, 400
+// for a malformed request, 503 before streaming has started.
+func (o *observability) handleWait(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, waitResponse{Error: "use GET"})
+		return
+	}
+	q := r.URL.Query()
+	lsn, err := parseLSN(q.Get("lsn"))
+	if err != nil {
+		o.m.Waits.WithLabelValues("bad_request").Inc()
+		writeJSON(w, http.StatusBadRequest, waitResponse{Error: "lsn: " + err.Error()})
+		return
+	}
+	timeout := defaultWaitTimeout
+	if s := q.Get("timeout"); s != "" {
+		if timeout, err = parseTimeout(s); err != nil {
+			o.m.Waits.WithLabelValues("bad_request").Inc()
+			writeJSON(w, http.StatusBadRequest, waitResponse{Error: "timeout: " + err.Error()})
+			return
+		}
+	}
+	p := o.progress.Load()
+	if p == nil {
+		writeJSON(w, http.StatusServiceUnavailable, waitResponse{LSN: lsn.String(), Error: "not streaming yet"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	err = p.Wait(ctx, lsn)
+	resp := waitResponse{LSN: lsn.String(), Applied: p.Applied().String()}
+	switch {
+	case err == nil:
+		o.m.Waits.WithLabelValues("ok").Inc()
+		writeJSON(w, http.StatusOK, resp)
+	case r.Context().Err() != nil:
+		// The client went away.
+	default:
+		o.m.Waits.WithLabelValues("timeout").Inc()
+		resp.Error = fmt.Sprintf("not applied within %s", timeout)
+		writeJSON(w, http.StatusRequestTimeout, resp)
+	}
+}
+
+// parseTimeout reads a Go duration (250ms, 5s, 1m) or a number of seconds.
+func parseTimeout(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil {
+			return 0, fmt.Errorf("%q is not a duration like 5s or 250ms", s)
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return min(d, maxWaitTimeout), nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
 
 func (o *observability) Close() {
 	if o.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = o.srv.Shutdown(ctx)
+		if o.srv.Shutdown(ctx) != nil {
+			_ = o.srv.Close() // cut off waits still open
+		}
 	}
 }

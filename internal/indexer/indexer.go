@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
@@ -35,9 +34,12 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	defer env.Close()
 
-	slot, err := connector.SlotInfo(ctx, env.Pool, cfg.Postgres.Slot)
+	slot, err := env.slotWhenFree(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if err := env.checkSlot(ctx, cfg, slot, true); err != nil {
+		return fmt.Errorf("postgres.slot: %w", err)
 	}
 	tracker := checkpoint.NewTracker(slot.ConfirmedFlush)
 	m.ConfirmedLSN.Set(float64(slot.ConfirmedFlush))
@@ -50,10 +52,12 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		Sink: env.Sink, State: env.State, Fetch: env.fetch, Tracker: tracker,
 		Metrics: m, Log: log,
 	})
+	stopBackfills := env.startBackfills(ctx, cfg, pipe, m, log) // online snapshots (backfill.go)
+	defer stopBackfills()
 	stream := connector.NewStream(connector.StreamConfig{
 		DSN: cfg.Postgres.DSN, Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication,
 		Tables: env.Infos, StatusInterval: cfg.Pipeline.StatusInterval,
-		DrainTimeout: cfg.Pipeline.ShutdownTimeout, Logger: log,
+		DrainTimeout: cfg.Pipeline.ShutdownTimeout, Logger: log, DecodeTimer: m.ObserveDecode,
 	})
 
 	// The pipeline outlives the signal: it drains what the stream already
@@ -61,6 +65,8 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	pipeCtx, cancelPipe := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelPipe()
 	msgs := make(chan connector.Message, 1024)
+	stopWatch := srv.watch(ctx, cfg, env, watched{tracker: tracker, stream: stream, pipe: pipe, msgs: msgs})
+	defer stopWatch()
 	pipeDone := make(chan error, 1)
 	go func() { pipeDone <- pipe.Run(pipeCtx, msgs) }()
 
@@ -69,6 +75,12 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		defer close(checkpointDone)
 		env.persistCheckpoints(pipeCtx, tracker, m, log)
 	}()
+	// Slot health, heartbeat and dead-letter retries (slothealth.go,
+	// deadletters.go).
+	healthDone := make(chan struct{}, 3)
+	go func() { env.monitorSlot(pipeCtx, cfg, log); healthDone <- struct{}{} }()
+	go func() { env.heartbeat(pipeCtx, cfg.Postgres.HeartbeatInterval, log); healthDone <- struct{}{} }()
+	go func() { env.redriveDeadLetters(pipeCtx, pipe, log); healthDone <- struct{}{} }()
 
 	srv.setReady(true)
 	log.Info().Str("slot", cfg.Postgres.Slot).Stringer("confirmed_lsn", slot.ConfirmedFlush).
@@ -78,7 +90,8 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	defer cancelStream()
 	streamDone := make(chan error, 1)
 	go func() {
-		err := stream.Run(streamCtx, msgs, tracker.Confirmed)
+		sup := &supervisor{env: env, cfg: cfg, stream: stream, tracker: tracker, pipe: pipe, obs: srv, log: log}
+		err := sup.run(streamCtx, msgs)
 		close(msgs)
 		streamDone <- err
 	}()
@@ -106,7 +119,14 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	srv.setReady(false)
 	cancelPipe()
 	<-checkpointDone
-	env.saveCheckpoint(context.WithoutCancel(ctx), tracker.Confirmed(), log)
+	for range cap(healthDone) {
+		<-healthDone
+	}
+	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	if _, err := env.saveSlotCheckpoint(saveCtx, cfg.Postgres.Slot, 0); err != nil {
+		log.Warn().Err(err).Msg("saving checkpoint")
+	}
+	cancelSave()
 	if runErr != nil {
 		return runErr
 	}
@@ -114,36 +134,19 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	return nil
 }
 
-// persistCheckpoints records the confirmed position in the state schema each
-// time it moves, at most once a second. The slot itself is the resume
-// point; the recorded copy lets a later start notice a slot that went back.
-func (e *Env) persistCheckpoints(ctx context.Context, tr *checkpoint.Tracker, m *metrics.Metrics, log zerolog.Logger) {
+// persistCheckpoints publishes the confirmed position as a metric, at most
+// once a second. The checkpoint in the state schema, which lets a later
+// start notice a slot that went back, is the slot's durable position and is
+// saved by monitorSlot (see saveSlotCheckpoint for why not this one).
+func (e *Env) persistCheckpoints(ctx context.Context, tr *checkpoint.Tracker, m *metrics.Metrics, _ zerolog.Logger) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var saved pglogrepl.LSN
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		c := tr.Confirmed()
-		m.ConfirmedLSN.Set(float64(c))
-		if c != saved {
-			if e.saveCheckpoint(ctx, c, log) {
-				saved = c
-			}
-		}
+		m.ConfirmedLSN.Set(float64(tr.Confirmed()))
 	}
-}
-
-func (e *Env) saveCheckpoint(ctx context.Context, lsn pglogrepl.LSN, log zerolog.Logger) bool {
-	if lsn == 0 {
-		return true
-	}
-	if err := e.State.SaveCheckpoint(ctx, e.slot, lsn); err != nil {
-		log.Warn().Err(err).Msg("saving checkpoint")
-		return false
-	}
-	return true
 }

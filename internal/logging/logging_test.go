@@ -106,6 +106,7 @@ weaviate:
   api_key: wv-s3cret
 embedding:
   provider: openai
+  model: text-embedding-3-small
   base_url: "http://127.0.0.1:9999/v1"
   api_key: sk-s3cret
 tables:

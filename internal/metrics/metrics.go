@@ -3,22 +3,67 @@
 package metrics
 
 import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
+
+// Outcomes of cdc_indexer_changes_total.
+const (
+	OutcomeApplied = "applied" // the change reached Weaviate
+	OutcomeSkipped = "skipped" // the document was unchanged: nothing embedded or written
+	// OutcomeDeadLettered is a change recorded as a dead letter (a row that
+	// can never be indexed) instead of being applied; the pipeline counts
+	// it with Changes.WithLabelValues(table, op, OutcomeDeadLettered).
+	OutcomeDeadLettered = "dead_lettered"
+)
+
+// Stages of cdc_indexer_stage_seconds.
+const (
+	StageDecode = "decode" // pgoutput message to change, per message (sampled)
+	StageRender = "render" // rows to documents and content hashes, per batch
+	StageEmbed  = "embed"  // chunking and embedding, per batch
+	StageWrite  = "write"  // Weaviate writes and deletes, per batch
+)
+
+// DecodeSampleEvery is how many decoded messages share one decode timing:
+// decoding is the reader's hot path, so only one message in this many is
+// timed.
+const DecodeSampleEvery = 64
 
 // Metrics is one set of registered collectors; a process has one, tests make
 // their own so that counts do not leak between them.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Changes        *prometheus.CounterVec // by table, op, outcome (applied, skipped)
+	Changes        *prometheus.CounterVec // by table, op, outcome (applied, skipped, dead_lettered)
 	Freshness      prometheus.Histogram   // commit time to Weaviate acknowledgement
 	BatchSize      prometheus.Histogram
 	ConfirmedLSN   prometheus.Gauge
 	EmbeddedChunks *prometheus.CounterVec // by model
-	EmbedTokens    *prometheus.CounterVec // by model
+	EmbedTokens    *prometheus.CounterVec // by model, table
 	WriteErrors    prometheus.Counter
+	Embedding      *EmbeddingMetrics // provider requests, retries, cost, cache (embedding.go)
+
+	Received    *prometheus.CounterVec   // changes taken from the stream, by table and op
+	Stage       *prometheus.HistogramVec // by stage (decode, render, embed, write)
+	LagBytes    prometheus.Gauge         // server WAL position minus the applied position
+	LagSeconds  prometheus.Gauge         // age of the oldest transaction not yet applied
+	RetainedWAL prometheus.Gauge         // server WAL position minus the slot's restart_lsn
+	Up          *prometheus.GaugeVec     // by dependency (postgres, weaviate): 1 reachable, 0 not
+	Ready       prometheus.Gauge         // 1 while /readyz answers 200
+	Waits       *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
+
+	// Lag remembers the commit time of each transaction not yet applied.
+	Lag *LagClock
+
+	queues     *funcGauges // cdc_indexer_queue_depth by queue
+	receivedMu sync.RWMutex
+	received   map[receivedKey]prometheus.Counter
 }
 
 // New registers a fresh set of metrics.
@@ -27,7 +72,7 @@ func New() *Metrics {
 		Registry: prometheus.NewRegistry(),
 		Changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdc_indexer_changes_total",
-			Help: "Row changes handled, by table, operation and outcome (applied, skipped when the document was unchanged).",
+			Help: "Row changes handled, by table, operation and outcome (applied; skipped when the document was unchanged; dead_lettered when the row can never be indexed).",
 		}, []string{"table", "op", "outcome"}),
 		Freshness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cdc_indexer_freshness_seconds",
@@ -49,15 +94,195 @@ func New() *Metrics {
 		}, []string{"model"}),
 		EmbedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdc_indexer_embedding_tokens_total",
-			Help: "cl100k_base tokens sent to the embedder, by model.",
-		}, []string{"model"}),
+			Help: "cl100k_base tokens sent to the embedding provider (cache hits excluded), by model and table.",
+		}, []string{"model", "table"}),
 		WriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cdc_indexer_weaviate_write_errors_total",
 			Help: "Failed Weaviate write attempts (each is retried).",
 		}),
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdc_indexer_changes_received_total",
+			Help: "Row changes taken from the replication stream, by table and operation.",
+		}, []string{"table", "op"}),
+		Stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cdc_indexer_stage_seconds",
+			Help:    "Time spent per stage: decode per pgoutput message (one in 64 timed); render, embed (with chunking) and write per batch of one table.",
+			Buckets: []float64{1e-6, 5e-6, 2.5e-5, 1e-4, 5e-4, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"stage"}),
+		LagBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_lag_bytes",
+			Help: "Bytes of WAL between the server's current position (pg_current_wal_lsn) and the position up to which every change is in Weaviate.",
+		}),
+		LagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_lag_seconds",
+			Help: "Seconds since the commit of the oldest transaction whose changes are not all in Weaviate yet; 0 when caught up.",
+		}),
+		RetainedWAL: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_slot_retained_wal_bytes",
+			Help: "Bytes of WAL the replication slot keeps on the server (pg_current_wal_lsn - restart_lsn).",
+		}),
+		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdc_indexer_dependency_up",
+			Help: "1 when the last check of the dependency (postgres, weaviate) succeeded, 0 when it failed.",
+		}, []string{"dependency"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_ready",
+			Help: "1 while /readyz answers 200 (streaming and every dependency reachable).",
+		}),
+		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdc_indexer_wait_requests_total",
+			Help: "Read-your-writes /v1/wait requests by result (ok, timeout, bad_request).",
+		}, []string{"result"}),
+		Lag:    &LagClock{},
+		queues: newFuncGauges("cdc_indexer_queue_depth", "Items waiting, by queue: stream (decoded messages not yet dispatched), live (changes waiting for a worker), backfill (snapshot rows waiting for a worker), in_flight (changes dispatched and not yet acknowledged).", "queue"),
 	}
 	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
+		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Waits, m.queues,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
+	m.Embedding = newEmbeddingMetrics(m.Registry)
 	return m
+}
+
+type receivedKey struct{ table, op string }
+
+// CountReceived counts one change taken from the stream. It caches the
+// labelled counter, since it runs once per change on the dispatcher.
+func (m *Metrics) CountReceived(table, op string) {
+	k := receivedKey{table, op}
+	m.receivedMu.RLock()
+	c, ok := m.received[k]
+	m.receivedMu.RUnlock()
+	if !ok {
+		c = m.Received.WithLabelValues(table, op)
+		m.receivedMu.Lock()
+		if m.received == nil {
+			m.received = map[receivedKey]prometheus.Counter{}
+		}
+		m.received[k] = c
+		m.receivedMu.Unlock()
+	}
+	c.Inc()
+}
+
+// ObserveStage records the time a stage took since start.
+func (m *Metrics) ObserveStage(stage string, start time.Time) {
+	m.Stage.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+}
+
+// ObserveDecode records the time decoding one pgoutput message took.
+func (m *Metrics) ObserveDecode(d time.Duration) {
+	m.Stage.WithLabelValues(StageDecode).Observe(d.Seconds())
+}
+
+// SetQueueDepth makes cdc_indexer_queue_depth{queue=name} report fn() at
+// each scrape; a nil fn removes it.
+func (m *Metrics) SetQueueDepth(name string, fn func() int) { m.queues.set(name, fn) }
+
+// funcGauges is one gauge family whose values are read at scrape time from
+// functions registered after the metrics were created (the queues exist only
+// once the pipeline does).
+type funcGauges struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	fns  map[string]func() int
+}
+
+func newFuncGauges(name, help, label string) *funcGauges {
+	return &funcGauges{desc: prometheus.NewDesc(name, help, []string{label}, nil), fns: map[string]func() int{}}
+}
+
+func (g *funcGauges) set(name string, fn func() int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if fn == nil {
+		delete(g.fns, name)
+		return
+	}
+	g.fns[name] = fn
+}
+
+func (g *funcGauges) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *funcGauges) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	names := make([]string, 0, len(g.fns))
+	for n := range g.fns {
+		names = append(names, n)
+	}
+	fns := make([]func() int, len(names))
+	sort.Strings(names)
+	for i, n := range names {
+		fns[i] = g.fns[n]
+	}
+	g.mu.Unlock()
+	for i, n := range names {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, float64(fns[i]()), n)
+	}
+}
+
+// LagClock keeps the commit time of every transaction the pipeline received
+// whose changes are not all applied yet, oldest first, so that the lag in
+// seconds is the age of the oldest one (0 when there is none). Received is
+// called by the single dispatching goroutine; Lag from any goroutine.
+type LagClock struct {
+	last pglogrepl.LSN // dispatcher only: the transaction last recorded
+
+	mu        sync.Mutex
+	pending   []lagEntry
+	confirmed func() pglogrepl.LSN
+}
+
+type lagEntry struct {
+	lsn    pglogrepl.LSN
+	commit time.Time
+}
+
+// maxLagEntries bounds the list between two calls of Lag: past it, Received
+// drops the applied entries itself (when SetConfirmed told it how).
+const maxLagEntries = 4096
+
+// SetConfirmed gives the clock the position up to which everything is
+// applied, so that it can drop entries between calls of Lag.
+func (c *LagClock) SetConfirmed(fn func() pglogrepl.LSN) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.confirmed = fn
+}
+
+// Received records a change of the transaction committing at lsn; only the
+// first change of each transaction costs anything.
+func (c *LagClock) Received(lsn pglogrepl.LSN, commit time.Time) {
+	if lsn == c.last {
+		return
+	}
+	c.last = lsn
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) >= maxLagEntries && c.confirmed != nil {
+		c.drop(c.confirmed())
+	}
+	c.pending = append(c.pending, lagEntry{lsn, commit})
+}
+
+// Lag drops the transactions at or below confirmed and returns how long ago
+// the oldest remaining one committed, or 0.
+func (c *LagClock) Lag(confirmed pglogrepl.LSN, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop(confirmed)
+	if len(c.pending) == 0 || c.pending[0].commit.IsZero() {
+		return 0
+	}
+	return max(0, now.Sub(c.pending[0].commit))
+}
+
+func (c *LagClock) drop(confirmed pglogrepl.LSN) {
+	i := 0
+	for i < len(c.pending) && c.pending[i].lsn <= confirmed {
+		i++
+	}
+	if i > 0 {
+		c.pending = append(c.pending[:0], c.pending[i:]...)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"time"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -58,10 +60,7 @@ func (p *Pipeline) applyLast(ctx context.Context, batch []item) error {
 	}
 	for _, t := range order {
 		items := byTable[t]
-		err := retry(ctx, p.log, "apply "+t.SourceTable, func() error {
-			return p.applyTable(ctx, t, items)
-		})
-		if err != nil {
+		if err := p.applyRows(ctx, t, items); err != nil {
 			return fmt.Errorf("apply %d changes of %s: %w", len(items), t.SourceTable, err)
 		}
 	}
@@ -69,6 +68,7 @@ func (p *Pipeline) applyLast(ctx context.Context, batch []item) error {
 }
 
 func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err error) {
+	start := time.Now()
 	rows, err := p.completeRows(ctx, t, items)
 	if err != nil {
 		return err
@@ -83,9 +83,13 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	}
 
 	var writes []*transform.Document
+	var writeAt []int // index in items of each write
 	var removes []string
 	var removedAt []int                       // index in items of each removal
 	var appliedOps, skippedOps []connector.Op // counted once the batch is through
+	// Rows that failed permanently, by index in items; the others go on.
+	failed := rowFailures{}
+	renderStart := time.Now()
 	for i, it := range items {
 		if it.remove {
 			appliedOps = append(appliedOps, it.op)
@@ -108,7 +112,8 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 		}
 		doc, err := t.Renderer.Render(row, it.key, it.lsn.LSN)
 		if err != nil {
-			return permanent(fmt.Errorf("render %s key %s at %s: %w", t.SourceTable, keys[i], it.lsn.LSN, err))
+			failed[i] = permanent(err) // names the table and key
+			continue
 		}
 		if old, ok := prev[keys[i]]; ok {
 			if old.ContentHash == doc.ContentHash {
@@ -118,30 +123,46 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			doc.PreviousChunkCount = old.ChunkCount
 		}
 		writes = append(writes, doc)
-		appliedOps = append(appliedOps, it.op)
+		writeAt = append(writeAt, i)
 	}
 
-	if err := p.chunkAndEmbed(ctx, writes); err != nil {
+	p.metrics.ObserveStage(metrics.StageRender, renderStart)
+	embedStart := time.Now()
+	if writes, writeAt, err = p.embedIsolating(ctx, writes, writeAt, failed); err != nil {
 		return err
 	}
+	writeStart := time.Now()
 	if len(writes) > 0 {
+		p.metrics.ObserveStage(metrics.StageEmbed, embedStart)
 		if err := p.sink.Write(ctx, writes); err != nil {
-			return fmt.Errorf("write to weaviate: %w", err)
+			p.metrics.WriteErrors.Inc()
+			if writes, writeAt, err = rejectedWrites(err, writes, writeAt, failed); err != nil {
+				return fmt.Errorf("write to weaviate: %w", err)
+			}
 		}
+	}
+	for _, i := range writeAt {
+		appliedOps = append(appliedOps, items[i].op)
 	}
 	if len(removes) > 0 {
 		if err := p.sink.Delete(ctx, t.Collection, t.SourceTable, removes); err != nil {
+			p.metrics.WriteErrors.Inc()
 			return fmt.Errorf("delete from weaviate: %w", err)
 		}
 	}
+	if len(writes) > 0 || len(removes) > 0 {
+		p.metrics.ObserveStage(metrics.StageWrite, writeStart)
+	}
 	defer func() {
 		if err == nil {
-			p.count(t, appliedOps, "applied")
-			p.count(t, skippedOps, "skipped")
+			p.count(t, appliedOps, metrics.OutcomeApplied)
+			p.count(t, skippedOps, metrics.OutcomeSkipped)
+			p.log.Debug().Str("table", t.SourceTable).Int("rows", len(items)).Int("written", len(writes)).
+				Int("removed", len(removes)).Int("skipped", len(skippedOps)).Dur("duration", time.Since(start)).Msg("batch applied")
 		}
 	}()
 	if len(writes) == 0 && len(removes) == 0 {
-		return nil
+		return failed.errWith(appliedOps, skippedOps)
 	}
 	upserts := make([]state.DocState, 0, len(writes)+len(removes))
 	for _, d := range writes {
@@ -156,7 +177,10 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	if err := p.state.ApplyDocuments(ctx, t.Collection, t.SourceTable, upserts, nil); err != nil {
 		return fmt.Errorf("record written documents: %w", err)
 	}
-	return nil
+	if err := p.clearDeadLetters(ctx, t, upserts); err != nil {
+		return err
+	}
+	return failed.errWith(appliedOps, skippedOps)
 }
 
 // completeRows returns each item's row, with unchanged TOAST values the

@@ -64,6 +64,8 @@ type Pipeline struct {
 	applying    sync.RWMutex // held for reading while a batch applies, for writing by a truncate
 	truncMu     sync.Mutex
 	truncatedAt map[*Table]pglogrepl.LSN
+
+	res resilience // failures: stalled applies, dead letters (deadletter.go)
 }
 
 // Deps are the pipeline's collaborators.
@@ -101,6 +103,7 @@ func New(cfg Config, d Deps) *Pipeline {
 	if p.metrics == nil {
 		p.metrics = metrics.New()
 	}
+	observeEmbedder(p.embedder, p.metrics) // embed.go
 	for _, t := range d.Tables {
 		p.tables[t.Info.Name] = t
 	}
@@ -205,6 +208,8 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 			if !ok {
 				continue // not configured: the publication may hold more tables than we index
 			}
+			p.metrics.CountReceived(t.SourceTable, m.Op.String())
+			p.metrics.Lag.Received(m.CommitLSN, m.CommitTime)
 			items := p.itemsFor(t, m)
 			tx := p.tracker.Add(m.CommitLSN, len(items))
 			for _, it := range items {
@@ -249,6 +254,7 @@ func (p *Pipeline) truncate(ctx context.Context, c *connector.Change) error {
 		if !ok {
 			continue
 		}
+		p.metrics.CountReceived(t.SourceTable, c.Op.String())
 		p.truncMu.Lock()
 		p.truncatedAt[t] = c.CommitLSN
 		p.truncMu.Unlock()
@@ -263,6 +269,7 @@ func (p *Pipeline) truncate(ctx context.Context, c *connector.Change) error {
 		if err != nil {
 			return fmt.Errorf("truncate %s: %w", name, err)
 		}
+		p.metrics.Changes.WithLabelValues(t.SourceTable, c.Op.String(), metrics.OutcomeApplied).Inc()
 	}
 	p.tracker.Done(tx, 1)
 	return nil

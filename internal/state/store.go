@@ -45,6 +45,7 @@ func (s *Store) WithTx(tx pgx.Tx) *Store {
 // statements are built once per store: the schema is fixed, and identical
 // texts let pgx reuse its prepared statements.
 type statements struct {
+	schema          string // quoted state schema
 	loadCheckpoint  string
 	saveCheckpoint  string
 	lookupDocuments string
@@ -72,6 +73,7 @@ ON CONFLICT (collection, source_table, source_key) DO UPDATE SET
 
 func newStatements(q string) statements {
 	return statements{
+		schema:         q,
 		loadCheckpoint: `SELECT confirmed_lsn::text FROM ` + q + `.checkpoint WHERE slot = $1`,
 		// GREATEST: a late or replayed save never moves the checkpoint back.
 		saveCheckpoint: `INSERT INTO ` + q + `.checkpoint AS c (slot, confirmed_lsn, updated_at)

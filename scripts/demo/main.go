@@ -253,7 +253,6 @@ func buildConnector(ctx context.Context, root, binary string) error {
 	return nil
 }
 
-
 func demoConfig(dsn, weaviateURL, weaviateGRPC string, obsPort int) string {
 	return fmt.Sprintf(`# Written by scripts/demo for one run.
 postgres:

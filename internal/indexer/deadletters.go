@@ -1,0 +1,77 @@
+package indexer
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
+)
+
+// How often the running connector looks for dead letters whose retry was
+// requested (`cdc-indexer deadletters retry`).
+var deadLetterPollInterval = 2 * time.Second
+
+// redriveDeadLetters, until ctx ends, indexes again the rows whose retry
+// was requested: each is re-read by key and applied through the pipeline
+// (pipeline.Redrive). A row that fails again is dead-lettered again with
+// its new error; one that is indexed, or no longer exists, leaves the dead
+// letters.
+func (e *Env) redriveDeadLetters(ctx context.Context, pipe *pipeline.Pipeline, log zerolog.Logger) {
+	tick := time.NewTicker(deadLetterPollInterval)
+	defer tick.Stop()
+	refresh := time.Now()
+	for {
+		if err := e.redriveOnce(ctx, pipe, log); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("retrying dead letters")
+		}
+		if time.Since(refresh) > 30*time.Second {
+			pipe.RefreshDeadLetters() // another process may have recorded some
+			refresh = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (e *Env) redriveOnce(ctx context.Context, pipe *pipeline.Pipeline, log zerolog.Logger) error {
+	letters, err := e.State.FindDeadLetters(ctx, state.DeadLetterFilter{RetryRequested: true})
+	if err != nil || len(letters) == 0 {
+		return err
+	}
+	// The rows are read after this position: a change the stream applies
+	// after it must win over the copy read here, and does (Redrive).
+	var text string
+	if err := e.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&text); err != nil {
+		return err
+	}
+	at, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return err
+	}
+	log.Info().Int("rows", len(letters)).Msg("retrying dead-lettered rows")
+	if err := pipe.Redrive(ctx, letters, at); err != nil {
+		return err
+	}
+	// What is still marked was neither indexed (that clears it) nor failed
+	// again (that counts attempts): the row is gone, or a newer change
+	// already indexed it.
+	ids := make([]int64, len(letters))
+	for i, d := range letters {
+		ids[i] = d.ID
+	}
+	n, err := e.State.PurgeDeadLetters(ctx, state.DeadLetterFilter{IDs: ids, RetryRequested: true})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info().Int64("rows", n).Msg("dead letters cleared: the rows no longer exist or are indexed already")
+	}
+	return nil
+}

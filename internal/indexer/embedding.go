@@ -1,0 +1,168 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/embedcache"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
+	"github.com/cdc-indexer/cdc-indexer/sink"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// buildEmbedder makes the configured provider's embedder; nil when
+// Weaviate vectorizes (provider none). It sends nothing.
+func buildEmbedder(c config.Embedding, log zerolog.Logger) (transform.Embedder, error) {
+	switch c.Provider {
+	case config.ProviderHash:
+		return transform.NewHashEmbedder(c.Dimensions), nil
+	case config.ProviderNone:
+		return nil, nil
+	case config.ProviderOpenAI:
+		key := c.ResolvedAPIKey()
+		if key == "" && c.APIKey == "" && c.APIKeyEnv != "" {
+			if _, set := os.LookupEnv(c.APIKeyEnv); !set {
+				return nil, fmt.Errorf("embedding.api_key_env: environment variable %s is not set", c.APIKeyEnv)
+			}
+		}
+		l := log.With().Str("component", "embedding").Logger()
+		e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{
+			BaseURL: c.BaseURL, Model: c.Model, Dimensions: c.Dimensions, SendDimensions: c.SendsDimensions(),
+			APIKey: key, Headers: c.Headers,
+			BatchSize: c.BatchSize, MaxBatchTokens: c.MaxBatchTokens, MaxInputTokens: c.MaxInputTokens,
+			RequestsPerMinute: c.RequestsPerMinute, TokensPerMinute: c.TokensPerMinute,
+			Timeout: c.Timeout, MaxBackoff: c.MaxBackoff,
+			BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown,
+			Logger: &l,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedding: %w", err)
+		}
+		return e, nil
+	}
+	return nil, fmt.Errorf("embedding.provider: %q is not available in this build", c.Provider)
+}
+
+// EmbeddingModelID is the model id of the configured embedding, as the
+// content hash and <state_schema>.collections record it: the embedder's
+// ModelID (openai/<model>/<dimensions>, hash/v1/<dimensions>), or for
+// provider none "weaviate/<module>" (just "none" without a module). It
+// builds nothing and sends nothing.
+func EmbeddingModelID(c config.Embedding) string {
+	switch c.Provider {
+	case config.ProviderHash:
+		return transform.NewHashEmbedder(max(c.Dimensions, 1)).ModelID()
+	case config.ProviderOpenAI:
+		return fmt.Sprintf("openai/%s/%d", c.Model, c.Dimensions)
+	}
+	if c.Vectorizer == "" || c.Vectorizer == sink.VectorizerNone {
+		return "none"
+	}
+	return "weaviate/" + c.Vectorizer
+}
+
+// embeddingDimensions is the vector length the connector writes; 0 when
+// Weaviate makes the vectors.
+func embeddingDimensions(c config.Embedding) int {
+	if c.Provider == config.ProviderNone {
+		return 0
+	}
+	return c.Dimensions
+}
+
+// withCache puts the embedding cache in front of a provider that costs
+// money or time per call (openai). The hash embedder is cheaper to run than
+// to look up, so it stays as it is.
+func withCache(e transform.Embedder, c config.Embedding, st *state.Store, log zerolog.Logger) transform.Embedder {
+	if e == nil || c.Provider != config.ProviderOpenAI {
+		return e
+	}
+	opts := embedcache.Options{
+		MemoryBytes:           int64(c.CacheMemoryMB) << 20,
+		MaxStored:             int64(c.CacheMaxStored),
+		PricePerMillionTokens: c.PricePerMillionTokens,
+		Log:                   log.With().Str("component", "embedding cache").Logger(),
+	}
+	if c.CacheMaxStored > 0 && st != nil {
+		opts.Store = st
+	}
+	return embedcache.Wrap(e, opts)
+}
+
+// vectorizerSpec is how a collection is told who makes its vectors.
+func vectorizerSpec(c config.Embedding) (string, map[string]any) {
+	if c.Provider != config.ProviderNone || c.Vectorizer == "" {
+		return sink.VectorizerNone, nil
+	}
+	return c.Vectorizer, c.VectorizerConfig
+}
+
+// checkCollectionModel makes sure a collection is written in one vector
+// space only. The first start records the model id and dimensions in
+// <state_schema>.collections; a later start with another model id is
+// refused with the way forward. A collection that predates the record is
+// adopted when its stored vectors have the configured length.
+func checkCollectionModel(ctx context.Context, st *state.Store, w *sink.Weaviate, i int, c config.Embedding, collection string, created bool, log zerolog.Logger) error {
+	key := fmt.Sprintf("tables[%d].collection", i)
+	want := state.CollectionModel{Collection: collection, ModelID: EmbeddingModelID(c), Dimensions: embeddingDimensions(c)}
+	have, err := st.CollectionModel(ctx, collection)
+	switch {
+	case created:
+		// A new (or re-created) collection holds nothing yet.
+	case errors.Is(err, state.ErrNoCollectionModel):
+		if want.Dimensions > 0 {
+			dims, ok, err := w.CollectionVectorDimensions(ctx, collection)
+			if err != nil {
+				return fmt.Errorf("%s: read vectors of %s: %w", key, collection, err)
+			}
+			if ok && dims != want.Dimensions {
+				return fmt.Errorf("%s: collection %s holds %d-dimensional vectors, but embedding.dimensions is %d: vectors of different spaces cannot be mixed; "+
+					"set tables[%d].collection to a new collection and run `cdc-indexer snapshot` to re-index into it (then point readers at it and delete %s), or go back to the model the collection was built with",
+					key, collection, dims, want.Dimensions, i, collection)
+			}
+		}
+	case err != nil:
+		return fmt.Errorf("%s: %w", key, err)
+	case have.ModelID == want.ModelID && have.Dimensions == want.Dimensions:
+		return nil
+	default:
+		return fmt.Errorf("%s: collection %s was indexed with embedding model %s (%d dimensions), but the configuration asks for %s (%d dimensions): vectors of different models cannot be mixed in one collection; "+
+			"set tables[%d].collection to a new collection and run `cdc-indexer snapshot` to re-index into it (then point readers at it and delete %s), or restore the previous embedding settings",
+			key, collection, have.ModelID, have.Dimensions, want.ModelID, want.Dimensions, i, collection)
+	}
+	if err := st.SaveCollectionModel(ctx, want); err != nil {
+		return fmt.Errorf("%s: %w", key, err)
+	}
+	log.Info().Str("collection", collection).Str("model", want.ModelID).Int("dimensions", want.Dimensions).Msg("recorded the collection's embedding model")
+	return nil
+}
+
+// depEmbedding names the embedding provider among /readyz's dependencies.
+const depEmbedding = "embedding"
+
+// embeddingCircuit is the circuit breaker of the configured provider, nil
+// when there is no remote provider (hash, none).
+func (e *Env) embeddingCircuit() interface{ CircuitOpen() bool } {
+	emb := e.Embedder
+	if c, ok := emb.(*embedcache.Embedder); ok {
+		emb = c.Inner()
+	}
+	if c, ok := emb.(interface{ CircuitOpen() bool }); ok {
+		return c
+	}
+	return nil
+}
+
+// EmbeddingProviderErr is non-nil while the embedding provider keeps
+// failing and embedding is paused (its circuit breaker is open).
+func (e *Env) EmbeddingProviderErr() error {
+	if c := e.embeddingCircuit(); c != nil && c.CircuitOpen() {
+		return errors.New("the embedding provider keeps failing; embedding is paused and retried")
+	}
+	return nil
+}

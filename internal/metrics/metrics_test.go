@@ -1,0 +1,76 @@
+package metrics
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+)
+
+func TestLagClock(t *testing.T) {
+	var c LagClock
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.Received(10, t0)
+	c.Received(10, t0.Add(time.Hour)) // same transaction: ignored
+	c.Received(20, t0.Add(time.Second))
+	now := t0.Add(5 * time.Second)
+	if got := c.Lag(5, now); got != 5*time.Second {
+		t.Errorf("lag %v, want 5s (oldest pending committed at t0)", got)
+	}
+	if got := c.Lag(10, now); got != 4*time.Second {
+		t.Errorf("lag %v, want 4s", got)
+	}
+	if got := c.Lag(20, now); got != 0 {
+		t.Errorf("lag %v when caught up, want 0", got)
+	}
+}
+
+func TestLagClockBounded(t *testing.T) {
+	var c LagClock
+	var confirmed pglogrepl.LSN
+	c.SetConfirmed(func() pglogrepl.LSN { return confirmed })
+	t0 := time.Now()
+	for i := 1; i <= 3*maxLagEntries; i++ {
+		c.Received(pglogrepl.LSN(i), t0)
+		confirmed = pglogrepl.LSN(i - 1)
+	}
+	if n := len(c.pending); n > maxLagEntries {
+		t.Errorf("%d entries kept for one pending transaction", n)
+	}
+}
+
+func TestQueueDepthAndReceived(t *testing.T) {
+	m := New()
+	m.SetQueueDepth("live", func() int { return 7 })
+	m.CountReceived("public.a", "insert")
+	m.CountReceived("public.a", "insert")
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[string]float64{}
+	for _, f := range families {
+		if !strings.HasPrefix(f.GetName(), "cdc_indexer_") && !strings.HasPrefix(f.GetName(), "go_") {
+			t.Errorf("metric %s lacks the cdc_indexer_ prefix", f.GetName())
+		}
+		for _, mt := range f.Metric {
+			key := f.GetName()
+			for _, l := range mt.Label {
+				key += "," + l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case mt.Counter != nil:
+				values[key] = mt.Counter.GetValue()
+			case mt.Gauge != nil:
+				values[key] = mt.Gauge.GetValue()
+			}
+		}
+	}
+	if got := values["cdc_indexer_changes_received_total,op=insert,table=public.a"]; got != 2 {
+		t.Errorf("received %v, want 2", got)
+	}
+	if got := values["cdc_indexer_queue_depth,queue=live"]; got != 7 {
+		t.Errorf("queue depth %v, want 7", got)
+	}
+}

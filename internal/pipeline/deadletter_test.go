@@ -1,0 +1,226 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
+	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
+	"github.com/cdc-indexer/cdc-indexer/migrations"
+	"github.com/cdc-indexer/cdc-indexer/sink"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func docs(keys ...string) ([]*transform.Document, []int) {
+	var out []*transform.Document
+	var at []int
+	for i, k := range keys {
+		out = append(out, &transform.Document{Collection: "C", SourceTable: "public.t", SourceKey: k,
+			Chunks: []transform.Chunk{{Index: 0, Vector: []float32{1}}, {Index: 1, Vector: []float32{1}}}})
+		at = append(at, 10+i)
+	}
+	return out, at
+}
+
+func TestRejectedWritesIsolatesRows(t *testing.T) {
+	writes, at := docs("1", "2", "3")
+	we := &sink.WriteError{Objects: []*sink.ObjectError{
+		{Collection: "C", SourceTable: "public.t", SourceKey: "2", Chunk: 0, Message: "invalid"},
+		{Collection: "C", SourceTable: "public.t", SourceKey: "2", Chunk: 1, Message: "invalid"},
+	}}
+	failed := rowFailures{}
+	keep, keepAt, err := rejectedWrites(fmt.Errorf("write: %w", we), writes, at, failed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keep) != 2 || keep[0].SourceKey != "1" || keep[1].SourceKey != "3" || keepAt[0] != 10 || keepAt[1] != 12 {
+		t.Fatalf("kept %v %v", keep, keepAt)
+	}
+	if len(failed) != 1 || failed[11] == nil || !isPermanent(failed[11]) {
+		t.Fatalf("failed = %v", failed)
+	}
+
+	// A transient rejection is retried as a whole, not dead-lettered.
+	we.Objects[0].Transient = true
+	failed = rowFailures{}
+	if _, _, err := rejectedWrites(we, writes, at, failed); err == nil || len(failed) != 0 {
+		t.Fatalf("transient rejection: err %v, failed %v", err, failed)
+	}
+	// Any other error is passed on.
+	if _, _, err := rejectedWrites(errors.New("connection refused"), writes, at, failed); err == nil {
+		t.Fatal("transport error swallowed")
+	}
+}
+
+func TestDocsOfRejectedChunks(t *testing.T) {
+	writes, _ := docs("1", "2", "3") // chunks 0-1, 2-3, 4-5
+	writes[1].Chunks[0].Vector, writes[1].Chunks[1].Vector = nil, nil
+	err := fmt.Errorf("embed: %w", transform.InputErrors{{Index: 3, Err: errors.New("refused")}})
+	bad, ok := docsOfRejectedChunks(writes, err, true)
+	if !ok || len(bad) != 1 || bad[1] == nil {
+		t.Fatalf("bad = %v, ok %v", bad, ok)
+	}
+	// Out of range, or another document without vectors: bisect instead.
+	if _, ok := docsOfRejectedChunks(writes, transform.InputErrors{{Index: 6, Err: errors.New("x")}}, true); ok {
+		t.Error("index past the chunks accepted")
+	}
+	writes[2].Chunks[0].Vector = nil
+	if _, ok := docsOfRejectedChunks(writes, err, true); ok {
+		t.Error("a document without vectors was taken as embedded")
+	}
+	if _, ok := docsOfRejectedChunks(writes, errors.New("boom"), true); ok {
+		t.Error("a plain error mapped to documents")
+	}
+}
+
+func TestParseSourceKey(t *testing.T) {
+	one := connector.TableInfo{Key: []string{"id"}}
+	two := connector.TableInfo{Key: []string{"a", "b"}}
+	if k, err := ParseSourceKey(one, `["x"]`); err != nil || len(k) != 1 || k[0] != `["x"]` {
+		t.Errorf("one-column key: %v %v", k, err)
+	}
+	if k, err := ParseSourceKey(two, `["acme","7"]`); err != nil || !k.Equal(connector.Key{"acme", "7"}) {
+		t.Errorf("two-column key: %v %v", k, err)
+	}
+	for _, bad := range []string{`acme`, `["a"]`, `["a","b","c"]`} {
+		if _, err := ParseSourceKey(two, bad); err == nil {
+			t.Errorf("ParseSourceKey(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBackoffGrowsAndCaps(t *testing.T) {
+	var b backoff
+	prev := time.Duration(0)
+	for i := 0; i < 20; i++ {
+		d := b.next()
+		if d < minBackoff || d > maxBackoff*3/2 {
+			t.Fatalf("wait %d = %s", i, d)
+		}
+		if i < 3 && d < prev/2 {
+			t.Fatalf("wait %d = %s shrank from %s", i, d, prev)
+		}
+		prev = d
+	}
+}
+
+// TestPoisonRowDeadLettered runs a pipeline against real PostgreSQL and
+// Weaviate: a row the template cannot render, in one transaction with good
+// rows, is dead-lettered (recorded, its old objects removed), the good rows
+// are indexed, and the transaction is confirmed.
+func TestPoisonRowDeadLettered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY, title text, tags text[])`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Apply(ctx, pool, "cdc_indexer"); err != nil {
+		t.Fatal(err)
+	}
+	st := state.NewStore(pool, "cdc_indexer")
+	infos, err := connector.DescribeTables(ctx, pool, []connector.TableName{{Schema: "public", Name: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := testenv.CollectionName(t)
+	r, err := transform.NewRenderer(infos[0], coll, "{{.title}} {{index .tags 0}}", nil, "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, grpc := testenv.Weaviate(t)
+	w, err := sink.New(ctx, sink.Config{URL: url, GRPC: grpc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.EnsureCollection(ctx, sink.CollectionSpec{Name: coll, Vectorizer: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	chunker, err := transform.NewChunker(64, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracker := checkpoint.NewTracker(0)
+	p := New(Config{Workers: 2, MaxBatch: 64}, Deps{
+		Tables: []*Table{NewTable(infos[0], coll, r)}, Embedder: transform.NewHashEmbedder(16), Chunker: chunker,
+		Sink: w, State: st, Tracker: tracker, Log: zerolog.Nop(),
+		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
+			return connector.FetchRows(ctx, pool, info, keys)
+		},
+	})
+	in := make(chan connector.Message, 256)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, in) }()
+
+	row := func(id int, title string, tags string) *connector.Change {
+		tm := connector.NewTypeMap(infos)
+		return &connector.Change{Op: connector.OpInsert, Table: infos[0].Name, Key: connector.Key{fmt.Sprint(id)},
+			Row: connector.Row{
+				"id":    tm.Decode(23, []byte(fmt.Sprint(id))),
+				"title": tm.Decode(25, []byte(title)),
+				"tags":  tm.Decode(1009, []byte(tags)),
+			}}
+	}
+	send := func(lsn pglogrepl.LSN, changes ...*connector.Change) {
+		for _, c := range changes {
+			c.CommitLSN = lsn
+			in <- c
+		}
+		in <- &connector.Commit{CommitLSN: lsn}
+	}
+	// Row 5 is first indexed, then updated to a version that cannot render:
+	// its old objects must not stay behind.
+	send(100, row(5, "five", "{a}"))
+	var good []*connector.Change
+	for i := 1; i <= 40; i++ {
+		if i != 5 {
+			good = append(good, row(i, fmt.Sprintf("row %d", i), "{x}"))
+		}
+	}
+	send(200, append(good, row(5, "five", "{}"))...)
+	if err := tracker.WaitConfirmed(ctx, 200); err != nil {
+		t.Fatalf("transaction with a poison row not confirmed: %v", err)
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatalf("pipeline: %v", err)
+	}
+
+	letters, err := st.DeadLetters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 || letters[0].SourceKey != "5" || letters[0].LSN != 200 || letters[0].Attempts != DeadLetterAttempts ||
+		!strings.Contains(letters[0].Error, "index out of range") {
+		t.Fatalf("dead letters = %+v", letters)
+	}
+	objs, err := w.Objects(ctx, coll, "public.t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for _, o := range objs {
+		keys[o.SourceKey] = true
+	}
+	if len(keys) != 39 || keys["5"] {
+		t.Fatalf("indexed %d rows (row 5: %v); want the 39 good ones", len(keys), keys["5"])
+	}
+}
