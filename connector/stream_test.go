@@ -395,6 +395,9 @@ func TestStreamIdleAdvances(t *testing.T) {
 
 	// After a restart the stream resumes after what was confirmed.
 	h.stop()
+	// The server lets go of the slot only once its walsender has noticed the
+	// disconnect; a busy machine can take a moment.
+	waitSlot(t, h.db, h.slot, 30*time.Second, func(st SlotState) bool { return !st.Active })
 	mustExec(t, h.db, `INSERT INTO t VALUES (2)`)
 	h.start(16, 50*time.Millisecond, nil)
 	if c := h.one(); !c.Key.Equal(Key{"2"}) {

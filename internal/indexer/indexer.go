@@ -109,11 +109,16 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		}
 		timer.Stop()
 	case err := <-pipeDone:
+		if err == nil {
+			// The pipeline ends cleanly only once msgs is closed, that is,
+			// after the stream returned: its outcome decides.
+			if err := <-streamDone; err != nil && !errors.Is(err, context.Canceled) {
+				runErr = fmt.Errorf("replication stream: %w", err)
+			}
+			break
+		}
 		cancelStream()
 		<-streamDone
-		if err == nil {
-			err = errors.New("stopped unexpectedly")
-		}
 		runErr = fmt.Errorf("pipeline: %w", err)
 	}
 	srv.setReady(false)
