@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
+	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
+	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
+	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// inproc is the connector run inside the benchmark, wired as indexer.Run
+// wires it (Prepare, a checkpoint tracker, the pipeline, the stream), so
+// that the benchmark can see every acknowledgement: the pipeline reports
+// each acknowledged change's commit-to-ack time to the freshness histogram,
+// and acks wraps that histogram to keep the raw samples.
+type inproc struct {
+	env  *indexer.Env
+	m    *metrics.Metrics
+	acks *ackRecorder
+	// received keeps, while acks records, the time from commit to the
+	// reader handing the change over.
+	received sampleSet
+	cancel   context.CancelFunc
+	done     chan error
+}
+
+// sampleSet keeps observations while recording is on.
+type sampleSet struct {
+	recording atomic.Bool
+	mu        sync.Mutex
+	samples   []float64
+}
+
+func (s *sampleSet) observe(v float64) {
+	if s.recording.Load() {
+		s.mu.Lock()
+		s.samples = append(s.samples, v)
+		s.mu.Unlock()
+	}
+}
+
+// record starts keeping samples, dropping earlier ones.
+func (s *sampleSet) record() {
+	s.mu.Lock()
+	s.samples = nil
+	s.mu.Unlock()
+	s.recording.Store(true)
+}
+
+// stop stops keeping samples and returns them.
+func (s *sampleSet) stop() []float64 {
+	s.recording.Store(false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.samples
+	s.samples = nil
+	return out
+}
+
+// ackRecorder is the pipeline's freshness histogram that also keeps every
+// observation (seconds from commit to Weaviate's acknowledgement) while
+// recording is on, and counts all of them. Recording starts and stops
+// also (the commit-to-reader samples) with it.
+type ackRecorder struct {
+	prometheus.Histogram
+	sampleSet
+	n    atomic.Int64
+	also *sampleSet
+}
+
+func (a *ackRecorder) Observe(v float64) {
+	a.Histogram.Observe(v)
+	a.observe(v)
+	a.n.Add(1)
+}
+
+func (a *ackRecorder) record() {
+	a.sampleSet.record()
+	if a.also != nil {
+		a.also.record()
+	}
+}
+
+func (a *ackRecorder) stop() []float64 {
+	if a.also != nil {
+		a.also.recording.Store(false)
+	}
+	return a.sampleSet.stop()
+}
+
+// startInproc prepares and starts the connector for the config file.
+// wrap, when set, wraps the embedder (to count what is sent to it) unless
+// the embedder reports its own usage, which the pipeline then counts in
+// cdc_indexer_embedding_tokens_total: a wrapper would hide that.
+func startInproc(ctx context.Context, cfgPath string, wrap func(transform.Embedder) transform.Embedder) (*inproc, error) {
+	cfg, err := config.Load(cfgPath)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return nil, err
+	}
+	log := zerolog.Nop()
+	env, err := indexer.Prepare(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	slot, err := connector.SlotInfo(ctx, env.Pool, cfg.Postgres.Slot)
+	if err != nil {
+		env.Close()
+		return nil, err
+	}
+	tracker := checkpoint.NewTracker(slot.ConfirmedFlush)
+	m := metrics.New()
+	acks := &ackRecorder{Histogram: m.Freshness}
+	m.Freshness = acks
+	emb := env.Embedder
+	if wrap != nil && emb != nil && !reportsUsage(emb) {
+		emb = wrap(emb)
+	}
+	pipe := pipeline.New(pipeline.Config{
+		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
+		MaxBatch: cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait, EmbedBatch: cfg.Embedding.BatchSize,
+	}, pipeline.Deps{
+		Tables: env.Tables, Embedder: emb, Chunker: env.Chunker,
+		Sink: env.Sink, State: env.State, Tracker: tracker, Metrics: m, Log: log,
+		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
+			return connector.FetchRows(ctx, env.Pool, info, keys)
+		},
+	})
+	stream := connector.NewStream(connector.StreamConfig{
+		DSN: cfg.Postgres.DSN, Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication,
+		Tables: env.Infos, StatusInterval: cfg.Pipeline.StatusInterval,
+		DrainTimeout: cfg.Pipeline.ShutdownTimeout, Logger: log,
+	})
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ip := &inproc{env: env, m: m, acks: acks, cancel: cancel, done: make(chan error, 1)}
+	acks.also = &ip.received
+	msgs := make(chan connector.Message, 1024)
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- pipe.Run(rctx, msgs) }()
+	// A relay between stream and pipeline notes when each change is
+	// received (commit to reader), the first half of the freshness.
+	relay := make(chan connector.Message)
+	go func() {
+		defer close(msgs)
+		for m := range relay {
+			if c, ok := m.(*connector.Change); ok && !c.CommitTime.IsZero() {
+				ip.received.observe(time.Since(c.CommitTime).Seconds())
+			}
+			select {
+			case msgs <- m:
+			case <-rctx.Done():
+				for range relay {
+				}
+				return
+			}
+		}
+	}()
+	go func() {
+		streamErr := stream.Run(rctx, relay, tracker.Confirmed)
+		close(relay)
+		pipeErr := <-pipeDone
+		if errors.Is(streamErr, context.Canceled) {
+			streamErr = nil
+		}
+		ip.done <- errors.Join(streamErr, pipeErr)
+	}()
+	return ip, nil
+}
+
+// alive reports an error once the connector has stopped.
+func (ip *inproc) alive() error {
+	select {
+	case err := <-ip.done:
+		ip.done <- err
+		return fmt.Errorf("connector stopped: %v", err)
+	default:
+		return nil
+	}
+}
+
+func (ip *inproc) close() error {
+	ip.cancel()
+	err := <-ip.done
+	ip.env.Close()
+	return err
+}
+
+// reportsUsage tells whether the embedder reports what each call sent to
+// the provider (an EmbedUsage method, as the embedding cache has).
+func reportsUsage(e transform.Embedder) bool {
+	return reflect.ValueOf(e).MethodByName("EmbedUsage").IsValid()
+}
+
+// histogram is a histogram's count and sum, per label value.
+type histogram map[string]struct{ Count, Sum float64 }
+
+// gatherHistogram reads a histogram family from the connector's metrics,
+// keyed by the value of label (one entry "" without labels); nil when the
+// family does not exist.
+func (ip *inproc) gatherHistogram(name, label string) histogram {
+	families, err := ip.m.Registry.Gather()
+	if err != nil {
+		return nil
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		h := histogram{}
+		for _, m := range f.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label {
+					key = l.GetValue()
+				}
+			}
+			e := h[key]
+			e.Count += float64(m.GetHistogram().GetSampleCount())
+			e.Sum += m.GetHistogram().GetSampleSum()
+			h[key] = e
+		}
+		return h
+	}
+	return nil
+}
+
+// counterSum is the sum of a counter family, or -1 when it has no samples.
+func (ip *inproc) counterSum(name string) float64 {
+	families, err := ip.m.Registry.Gather()
+	if err != nil {
+		return -1
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		sum := 0.0
+		for _, m := range f.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		return sum
+	}
+	return -1
+}
+
+// stageMeans is, per label value, the mean of the observations made
+// between two snapshots of a histogram, in milliseconds, with their count.
+func stageMeans(before, after histogram) map[string]stageMean {
+	out := map[string]stageMean{}
+	for k, a := range after {
+		b := before[k]
+		if n := a.Count - b.Count; n > 0 {
+			out[k] = stageMean{Count: int64(n), MeanMS: 1000 * (a.Sum - b.Sum) / n}
+		}
+	}
+	return out
+}
+
+type stageMean struct {
+	Count  int64   `json:"count"`
+	MeanMS float64 `json:"mean_ms"`
+}
