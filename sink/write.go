@@ -350,6 +350,9 @@ func dedupe(docs []*transform.Document) ([]*transform.Document, []int) {
 		k := key{d.Collection, d.SourceTable, d.SourceKey}
 		if i, ok := idx[k]; ok {
 			p := max(prev[i], len(out[i].Chunks), d.PreviousChunkCount)
+			if prev[i] == transform.UnknownChunkCount || d.PreviousChunkCount == transform.UnknownChunkCount {
+				p = transform.UnknownChunkCount
+			}
 			out[i] = d
 			prev[i] = p
 			continue
@@ -362,10 +365,16 @@ func dedupe(docs []*transform.Document) ([]*transform.Document, []int) {
 }
 
 // removeExtraChunks deletes, for each fully stored document, the objects of
-// chunk indexes [len(Chunks), prev).
+// chunk indexes [len(Chunks), prev); where prev is unknown, it finds them
+// by query (prune.go).
 func (w *Weaviate) removeExtraChunks(ctx context.Context, docs []*transform.Document, prev []int, failed []bool, g *idGen) error {
 	var byColl map[string][]string
+	var unknown []*transform.Document
 	for i, d := range docs {
+		if !failed[i] && prev[i] == transform.UnknownChunkCount {
+			unknown = append(unknown, d)
+			continue
+		}
 		if failed[i] || prev[i] <= len(d.Chunks) {
 			continue
 		}
@@ -382,6 +391,9 @@ func (w *Weaviate) removeExtraChunks(ctx context.Context, docs []*transform.Docu
 		if err := w.deleteIDs(ctx, coll, ids); err != nil {
 			return fmt.Errorf("sink: remove surplus chunks: %w", err)
 		}
+	}
+	if err := w.pruneChunks(ctx, unknown); err != nil {
+		return fmt.Errorf("sink: remove surplus chunks: %w", err)
 	}
 	return nil
 }

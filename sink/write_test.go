@@ -373,3 +373,42 @@ func TestWriteSplitsIntoSubBatches(t *testing.T) {
 		t.Fatalf("Count = %d, %v; want 60", n, err)
 	}
 }
+
+// After a crash the recorded chunk count may be behind what Weaviate holds:
+// with an unknown previous count the surplus chunks are found by query, and
+// a row whose key differs only by whitespace keeps its objects.
+func TestWriteShrinksWithUnknownPreviousCount(t *testing.T) {
+	w := newTestSink(t)
+	ctx := testCtx(t)
+	coll := testenv.CollectionName(t)
+	if _, err := w.EnsureCollection(ctx, CollectionSpec{Name: coll}); err != nil {
+		t.Fatal(err)
+	}
+	lsn1, _ := pglogrepl.ParseLSN("0/100")
+	if err := w.Write(ctx, []*transform.Document{
+		testDoc(coll, testTable, "7", lsn1, 8, "a", "b", "c", "d"),
+		testDoc(coll, testTable, " 7", lsn1, 8, "p", "q", "r"),
+		testDoc(coll, testTable, "8", lsn1, 8, "x", "y"),
+	}); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	lsn2, _ := pglogrepl.ParseLSN("0/200")
+	a := testDoc(coll, testTable, "7", lsn2, 8, "ab")
+	a.PreviousChunkCount = transform.UnknownChunkCount
+	b := testDoc(coll, testTable, "8", lsn2, 8, "xy")
+	b.PreviousChunkCount = transform.UnknownChunkCount
+	if err := w.Write(ctx, []*transform.Document{a, b}); err != nil {
+		t.Fatalf("Write with unknown previous count: %v", err)
+	}
+	objs, err := w.Objects(ctx, coll, testTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, o := range objs {
+		per[o.SourceKey]++
+	}
+	if want := map[string]int{"7": 1, " 7": 3, "8": 1}; !reflect.DeepEqual(per, want) {
+		t.Fatalf("objects per key = %v, want %v", per, want)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
@@ -44,9 +45,20 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	tracker := checkpoint.NewTracker(slot.ConfirmedFlush)
 	m.ConfirmedLSN.Set(float64(slot.ConfirmedFlush))
 
+	// Whatever a killed predecessor may have written came from WAL before
+	// the server's current end; up to there the state may lag Weaviate.
+	var walEnd string
+	if err := env.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&walEnd); err != nil {
+		return fmt.Errorf("postgres: read the WAL end: %w", err)
+	}
+	recoverUntil, err := pglogrepl.ParseLSN(walEnd)
+	if err != nil {
+		return fmt.Errorf("postgres: parse the WAL end %q: %w", walEnd, err)
+	}
 	pipe := pipeline.New(pipeline.Config{
 		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
 		MaxBatch: cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait, EmbedBatch: cfg.Embedding.BatchSize,
+		RecoverUntil: recoverUntil,
 	}, pipeline.Deps{
 		Tables: env.Tables, Embedder: env.Embedder, Chunker: env.Chunker,
 		Sink: env.Sink, State: env.State, Fetch: env.fetch, Tracker: tracker,

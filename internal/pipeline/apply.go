@@ -122,6 +122,9 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			}
 			doc.PreviousChunkCount = old.ChunkCount
 		}
+		if it.backfill == nil && it.lsn.LSN <= p.cfg.RecoverUntil {
+			doc.PreviousChunkCount = transform.UnknownChunkCount
+		}
 		writes = append(writes, doc)
 		writeAt = append(writeAt, i)
 	}

@@ -38,6 +38,12 @@ type Config struct {
 	// for more before applying them; a single change never waits.
 	MaxWait    time.Duration
 	EmbedBatch int // most texts per embedder call
+	// RecoverUntil is the server's WAL end when the connector started:
+	// changes at or below it may already be in Weaviate from a process that
+	// was killed before it recorded them in the state, so the recorded
+	// chunk count of their rows is not trusted (see
+	// transform.UnknownChunkCount). Zero trusts the state throughout.
+	RecoverUntil pglogrepl.LSN
 }
 
 // Pipeline applies changes of the configured tables.

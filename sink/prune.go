@@ -1,0 +1,79 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// pruneChunks removes, for documents whose previous chunk count is unknown,
+// every object of the row with a chunk_index at or past the document's new
+// chunk count. Documents are grouped by collection, table and new count so
+// that one query covers many rows; the query's field-tokenized key filter
+// also matches whitespace variants of a key, so only exact keys are deleted.
+func (w *Weaviate) pruneChunks(ctx context.Context, docs []*transform.Document) error {
+	type group struct {
+		collection, table string
+		count             int
+	}
+	keys := map[group][]string{}
+	var order []group
+	for _, d := range docs {
+		g := group{d.Collection, d.SourceTable, len(d.Chunks)}
+		if _, ok := keys[g]; !ok {
+			order = append(order, g)
+		}
+		keys[g] = append(keys[g], d.SourceKey)
+	}
+	for _, g := range order {
+		ks := keys[g]
+		for start := 0; start < len(ks); start += deleteChunk {
+			end := min(start+deleteChunk, len(ks))
+			if err := w.pruneKeys(ctx, g.collection, g.table, ks[start:end], g.count); err != nil {
+				return fmt.Errorf("chunks from %d of %d rows of %s in %s: %w", g.count, end-start, g.table, g.collection, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Weaviate) pruneKeys(ctx context.Context, collection, table string, keys []string, from int) error {
+	want := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		want[k] = struct{}{}
+	}
+	where := fmt.Sprintf(`{operator:And,operands:[%s,{path:["%s"],operator:GreaterThanEqual,valueInt:%d}]}`,
+		keysFilter(table, keys), PropChunkIndex, from)
+	limit := w.capLimit(defaultProbeLimit)
+	others := 0
+	for round := 0; round < maxDeleteRounds; round++ {
+		objs, err := w.matching(ctx, collection, where, limit, others)
+		if err != nil {
+			if errors.Is(err, errNoCollection) {
+				return nil
+			}
+			if errors.Is(err, errQueryMaximum) && limit > 1 {
+				limit = max(1, limit/4)
+				continue
+			}
+			return err
+		}
+		var ids []string
+		for _, o := range objs {
+			if _, ok := want[o.key]; ok {
+				ids = append(ids, o.id)
+			} else {
+				others++
+			}
+		}
+		if err := w.deleteIDs(ctx, collection, ids); err != nil {
+			return err
+		}
+		if len(objs) < limit {
+			return nil
+		}
+	}
+	return fmt.Errorf("objects still matching after %d rounds", maxDeleteRounds)
+}
