@@ -46,11 +46,17 @@ func (w *Weaviate) Delete(ctx context.Context, collection, sourceTable string, k
 
 // deleteKeys deletes the objects of keys (at most deleteChunk of them).
 func (w *Weaviate) deleteKeys(ctx context.Context, collection, sourceTable string, keys []string) error {
+	return w.deleteMatchingKeys(ctx, collection, keysFilter(sourceTable, keys), keys)
+}
+
+// deleteMatchingKeys deletes the objects matching where whose source_key is
+// exactly one of keys; where's field-tokenized key filter also matches
+// whitespace variants, which are kept.
+func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection, where string, keys []string) error {
 	want := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		want[k] = struct{}{}
 	}
-	where := keysFilter(sourceTable, keys)
 	limit := w.probeLimit
 	if limit <= 0 {
 		limit = defaultProbeLimit

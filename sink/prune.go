@@ -2,7 +2,6 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -40,40 +39,7 @@ func (w *Weaviate) pruneChunks(ctx context.Context, docs []*transform.Document) 
 }
 
 func (w *Weaviate) pruneKeys(ctx context.Context, collection, table string, keys []string, from int) error {
-	want := make(map[string]struct{}, len(keys))
-	for _, k := range keys {
-		want[k] = struct{}{}
-	}
 	where := fmt.Sprintf(`{operator:And,operands:[%s,{path:["%s"],operator:GreaterThanEqual,valueInt:%d}]}`,
 		keysFilter(table, keys), PropChunkIndex, from)
-	limit := w.capLimit(defaultProbeLimit)
-	others := 0
-	for round := 0; round < maxDeleteRounds; round++ {
-		objs, err := w.matching(ctx, collection, where, limit, others)
-		if err != nil {
-			if errors.Is(err, errNoCollection) {
-				return nil
-			}
-			if errors.Is(err, errQueryMaximum) && limit > 1 {
-				limit = max(1, limit/4)
-				continue
-			}
-			return err
-		}
-		var ids []string
-		for _, o := range objs {
-			if _, ok := want[o.key]; ok {
-				ids = append(ids, o.id)
-			} else {
-				others++
-			}
-		}
-		if err := w.deleteIDs(ctx, collection, ids); err != nil {
-			return err
-		}
-		if len(objs) < limit {
-			return nil
-		}
-	}
-	return fmt.Errorf("objects still matching after %d rounds", maxDeleteRounds)
+	return w.deleteMatchingKeys(ctx, collection, where, keys)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
@@ -47,11 +46,7 @@ func (e *Env) redriveOnce(ctx context.Context, pipe *pipeline.Pipeline, log zero
 	}
 	// The rows are read after this position: a change the stream applies
 	// after it must win over the copy read here, and does (Redrive).
-	var text string
-	if err := e.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&text); err != nil {
-		return err
-	}
-	at, err := pglogrepl.ParseLSN(text)
+	at, err := e.walEnd(ctx)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -186,4 +187,17 @@ func (e *Env) Close() {
 	if e.Pool != nil {
 		e.Pool.Close()
 	}
+}
+
+// walEnd is the server's current WAL write position.
+func (e *Env) walEnd(ctx context.Context) (pglogrepl.LSN, error) {
+	var text string
+	if err := e.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&text); err != nil {
+		return 0, fmt.Errorf("postgres: read the WAL end: %w", err)
+	}
+	lsn, err := pglogrepl.ParseLSN(text)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: parse the WAL end %q: %w", text, err)
+	}
+	return lsn, nil
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
@@ -47,13 +46,9 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 
 	// Whatever a killed predecessor may have written came from WAL before
 	// the server's current end; up to there the state may lag Weaviate.
-	var walEnd string
-	if err := env.Pool.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&walEnd); err != nil {
-		return fmt.Errorf("postgres: read the WAL end: %w", err)
-	}
-	recoverUntil, err := pglogrepl.ParseLSN(walEnd)
+	recoverUntil, err := env.walEnd(ctx)
 	if err != nil {
-		return fmt.Errorf("postgres: parse the WAL end %q: %w", walEnd, err)
+		return err
 	}
 	pipe := pipeline.New(pipeline.Config{
 		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
