@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"sort"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +16,13 @@ import (
 type cpuUse struct {
 	Weaviate float64 `json:"weaviate"`
 	Postgres float64 `json:"postgres"` // postmaster and every backend, walsenders included
-	Bench    float64 `json:"bench"`    // this process: load generator, plain client, in-process connector
+	// PostgresBy splits Postgres by kind of process: "walsender" (logical
+	// decoding), "backend" (client sessions: the load, the connector's
+	// state and snapshot queries), "background" (checkpointer, WAL writer,
+	// autovacuum launcher...) and "exited" (reaped children: autovacuum
+	// workers, closed sessions).
+	PostgresBy map[string]float64 `json:"postgres_by_kind,omitempty"`
+	Bench      float64            `json:"bench"` // this process: load generator, plain client, in-process connector
 }
 
 // cpuMeter reads the CPU time used so far by the Weaviate and PostgreSQL
@@ -46,7 +54,10 @@ func (m *cpuMeter) now() cpuUse {
 		u.Weaviate = d.Seconds()
 	}
 	if m.postmasterPID > 0 {
-		u.Postgres = postgresCPU(m.postmasterPID).Seconds()
+		u.PostgresBy = postgresCPU(m.postmasterPID)
+		for _, v := range u.PostgresBy {
+			u.Postgres += v
+		}
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -56,13 +67,26 @@ func (m *cpuMeter) now() cpuUse {
 }
 
 func (u cpuUse) minus(v cpuUse) cpuUse {
-	return cpuUse{Weaviate: u.Weaviate - v.Weaviate, Postgres: u.Postgres - v.Postgres, Bench: u.Bench - v.Bench}
+	d := cpuUse{Weaviate: u.Weaviate - v.Weaviate, Postgres: u.Postgres - v.Postgres, Bench: u.Bench - v.Bench}
+	if len(u.PostgresBy) > 0 {
+		d.PostgresBy = map[string]float64{}
+		for k, x := range u.PostgresBy {
+			// A session that exits moves its time from its kind to
+			// "exited": differences per kind can then be negative, and
+			// are clamped (the total stays exact).
+			d.PostgresBy[k] = max(0, x-v.PostgresBy[k])
+		}
+	}
+	return d
 }
 
-// postgresCPU is the postmaster's CPU time with that of its exited
-// children (which it reaped) and its live children.
-func postgresCPU(postmaster int) time.Duration {
-	total := statTimes(postmaster, true)
+// postgresCPU is the CPU time, in seconds by kind of process, of the
+// postmaster, its live children and its exited (reaped) children.
+func postgresCPU(postmaster int) map[string]float64 {
+	by := map[string]float64{
+		"background": (statTimes(postmaster, false)).Seconds(),
+		"exited":     (statTimes(postmaster, true) - statTimes(postmaster, false)).Seconds(),
+	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -70,10 +94,29 @@ func postgresCPU(postmaster int) time.Duration {
 			continue
 		}
 		if parentOf(pid) == postmaster {
-			total += statTimes(pid, false)
+			by[postgresKind(pid)] += statTimes(pid, false).Seconds()
 		}
 	}
-	return total
+	return by
+}
+
+// postgresKind classifies a PostgreSQL child by the title it sets:
+// "postgres: walsender ...", "postgres: checkpointer", and for a client
+// session "postgres: USER DB HOST(PORT) STATE".
+func postgresKind(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return "exited"
+	}
+	title := strings.TrimPrefix(strings.TrimRight(string(data), "\x00"), "postgres: ")
+	switch {
+	case strings.HasPrefix(title, "walsender"):
+		return "walsender"
+	case strings.Contains(title, "("): // HOST(PORT) of a client session
+		return "backend"
+	default:
+		return "background"
+	}
 }
 
 // statFields are the fields of /proc/PID/stat after the command name.
@@ -149,4 +192,18 @@ func portOf(url string) string {
 		return ""
 	}
 	return url[i+1:]
+}
+
+// postgresKinds formats PostgresBy for a log line, largest first.
+func (u cpuUse) postgresKinds() string {
+	kinds := make([]string, 0, len(u.PostgresBy))
+	for k := range u.PostgresBy {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return u.PostgresBy[kinds[i]] > u.PostgresBy[kinds[j]] })
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %.1f", k, u.PostgresBy[k])
+	}
+	return strings.Join(parts, ", ")
 }

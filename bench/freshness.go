@@ -140,7 +140,7 @@ func (b *bench) freshness(ctx context.Context) error {
 		logf("freshness at %d rows/s (achieved %.0f): p50 %s p95 %s p99 %s max %s over %d samples; commit to reader p50 %s p99 %s; mean batch %.1f, stages %v",
 			rate, f.AchievedRate, ms(f.P50), ms(f.P95), ms(f.P99), ms(f.Max), f.Samples, ms(f.ReceivedP50), ms(f.ReceivedP99), f.MeanBatch, f.Stages)
 		wall := time.Since(start).Seconds()
-		logf("freshness at %d rows/s: CPU s over %.0f s: Weaviate %.1f, PostgreSQL %.1f, writer+connector %.1f", rate, wall, use.Weaviate, use.Postgres, use.Bench)
+		logf("freshness at %d rows/s: CPU s over %.0f s: Weaviate %.1f, PostgreSQL %.1f (%s), writer+connector %.1f", rate, wall, use.Weaviate, use.Postgres, use.postgresKinds(), use.Bench)
 	}
 	return nil
 }

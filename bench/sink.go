@@ -118,8 +118,8 @@ func (b *bench) sinkCeiling(ctx context.Context) error {
 		logf("sink round %d: plain %.2f s (%s obj/s), pipeline %.2f s (%s obj/s), ratio %.2f", r+1,
 			rd.PlainSeconds, thousands(int64(float64(res.Objects)/rd.PlainSeconds)),
 			rd.PipelineSeconds, thousands(int64(float64(res.Objects)/rd.PipelineSeconds)), rd.Ratio)
-		logf("sink round %d: CPU s: plain: Weaviate %.1f, PostgreSQL %.1f, client %.1f; pipeline: Weaviate %.1f, PostgreSQL %.1f, connector %.1f; mean batch %.0f, stages %v", r+1,
-			rd.PlainCPU.Weaviate, rd.PlainCPU.Postgres, rd.PlainCPU.Bench, rd.CPU.Weaviate, rd.CPU.Postgres, rd.ConnectorCPUSeconds+rd.CPU.Bench, rd.MeanBatch, rd.Stages)
+		logf("sink round %d: CPU s: plain: Weaviate %.1f, PostgreSQL %.1f, client %.1f; pipeline: Weaviate %.1f, PostgreSQL %.1f (%s), connector %.1f; mean batch %.0f, stages %v", r+1,
+			rd.PlainCPU.Weaviate, rd.PlainCPU.Postgres, rd.PlainCPU.Bench, rd.CPU.Weaviate, rd.CPU.Postgres, rd.CPU.postgresKinds(), rd.ConnectorCPUSeconds+rd.CPU.Bench, rd.MeanBatch, rd.Stages)
 	}
 	n := float64(res.Objects * len(res.Rounds))
 	res.PlainObjectsPerSecond = n / plainTotal.Seconds()

@@ -137,7 +137,7 @@ wait:
 	res.PlainObjectsPerSecond = float64(res.Rows) / d.Seconds()
 	res.Ratio = res.RowsPerSecond / res.PlainObjectsPerSecond
 	logf("snapshot: %s rows/s vs plain import %s obj/s, ratio %.2f", thousands(int64(res.RowsPerSecond)), thousands(int64(res.PlainObjectsPerSecond)), res.Ratio)
-	logf("snapshot: CPU s: plain: Weaviate %.1f, PostgreSQL %.1f, client %.1f; snapshot: Weaviate %.1f, PostgreSQL %.1f, cdc-indexer %.1f; mean batch %.0f, stages %v",
-		res.PlainCPU.Weaviate, res.PlainCPU.Postgres, res.PlainCPU.Bench, res.CPU.Weaviate, res.CPU.Postgres, res.ConnectorCPUSeconds, res.MeanBatch, res.Stages)
+	logf("snapshot: CPU s: plain: Weaviate %.1f, PostgreSQL %.1f, client %.1f; snapshot: Weaviate %.1f, PostgreSQL %.1f (%s), cdc-indexer %.1f; mean batch %.0f, stages %v",
+		res.PlainCPU.Weaviate, res.PlainCPU.Postgres, res.PlainCPU.Bench, res.CPU.Weaviate, res.CPU.Postgres, res.CPU.postgresKinds(), res.ConnectorCPUSeconds, res.MeanBatch, res.Stages)
 	return nil
 }

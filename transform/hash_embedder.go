@@ -51,7 +51,7 @@ func (e *HashEmbedder) Dimensions() int { return e.dims }
 // Embed returns one unit vector per text, in order.
 func (e *HashEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
-	st := &embedState{acc: make([]float64, e.dims), index: map[feature]int{}}
+	st := &embedState{acc: make([]float64, e.dims), index: map[uint64]int32{}}
 	for i, t := range texts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -109,19 +109,24 @@ type feature struct {
 
 // embedState is scratch space reused across the texts of one Embed call.
 type embedState struct {
-	acc    []float64
-	index  map[feature]int // feature -> position in feats
-	feats  []feature       // distinct features in first-seen order
-	counts []int
+	acc []float64
+	// index maps a feature's hash to its position in feats. The hash
+	// alone identifies a feature: each group hashes with its own prefix
+	// byte, and a 64-bit map key is several times cheaper than a struct.
+	index  map[uint64]int32
+	feats  []feature // distinct features in first-seen order
+	counts []int32
 	padded []byte
+	lower  []byte   // the text's words, lower-cased, back to back
+	words  []string // substrings of lower
 }
 
 func (st *embedState) add(f feature) {
-	if i, ok := st.index[f]; ok {
+	if i, ok := st.index[f.hash]; ok {
 		st.counts[i]++
 		return
 	}
-	st.index[f] = len(st.feats)
+	st.index[f.hash] = int32(len(st.feats))
 	st.feats = append(st.feats, f)
 	st.counts = append(st.counts, 1)
 }
@@ -131,26 +136,32 @@ func (e *HashEmbedder) embed(text string, st *embedState) []float32 {
 	clear(st.index)
 	st.feats, st.counts = st.feats[:0], st.counts[:0]
 
-	words := lowerWords(text)
+	words := st.lowerWords(text)
 	for i, w := range words {
 		st.add(feature{fnvString(fnvByte(fnvOffset, groupWord), w), groupWord})
 		// Character 3-grams of "<word>".
 		p := append(append(append(st.padded[:0], '<'), w...), '>')
 		st.padded = p
-		var starts [4]int // rune starts of the current 3-gram and the next rune
-		n := 0
-		for j := 0; j < len(p); {
-			_, size := utf8.DecodeRune(p[j:])
-			if n < 3 {
-				starts[n] = j
-				n++
-			} else {
-				st.add(feature{fnvBytes(fnvByte(fnvOffset, groupGram), p[starts[0]:j]), groupGram})
-				starts[0], starts[1], starts[2] = starts[1], starts[2], j
+		if isASCII(w) {
+			for j := 0; j+3 <= len(p); j++ {
+				st.add(feature{fnvBytes(fnvByte(fnvOffset, groupGram), p[j:j+3]), groupGram})
 			}
-			j += size
+		} else {
+			var starts [4]int // rune starts of the current 3-gram and the next rune
+			n := 0
+			for j := 0; j < len(p); {
+				_, size := utf8.DecodeRune(p[j:])
+				if n < 3 {
+					starts[n] = j
+					n++
+				} else {
+					st.add(feature{fnvBytes(fnvByte(fnvOffset, groupGram), p[starts[0]:j]), groupGram})
+					starts[0], starts[1], starts[2] = starts[1], starts[2], j
+				}
+				j += size
+			}
+			st.add(feature{fnvBytes(fnvByte(fnvOffset, groupGram), p[starts[0]:]), groupGram})
 		}
-		st.add(feature{fnvBytes(fnvByte(fnvOffset, groupGram), p[starts[0]:]), groupGram})
 		if i > 0 {
 			h := fnvString(fnvByte(fnvOffset, groupBigram), words[i-1])
 			h = fnvString(fnvByte(h, ' '), w)
@@ -167,7 +178,7 @@ func (e *HashEmbedder) embed(text string, st *embedState) []float32 {
 		if m>>63 == 1 {
 			sign = -1
 		}
-		st.acc[m%uint64(e.dims)] += sign * (1 + math.Log(float64(st.counts[i]))) * groupWeight(f.group)
+		st.acc[m%uint64(e.dims)] += sign * (1 + logCount(st.counts[i])) * groupWeight(f.group)
 	}
 	var norm float64
 	for _, x := range st.acc {
@@ -185,6 +196,30 @@ func (e *HashEmbedder) embed(text string, st *embedState) []float32 {
 	return vec
 }
 
+// logCounts holds ln(n) for the counts most features have.
+var logCounts = func() (t [64]float64) {
+	for i := 1; i < len(t); i++ {
+		t[i] = math.Log(float64(i))
+	}
+	return t
+}()
+
+func logCount(n int32) float64 {
+	if int(n) < len(logCounts) {
+		return logCounts[n]
+	}
+	return math.Log(float64(n))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // mix is a 64-bit finalizer (splitmix64) spreading FNV's low-entropy bits
 // over the whole word before taking the bucket and the sign.
 func mix(x uint64) uint64 {
@@ -197,23 +232,55 @@ func mix(x uint64) uint64 {
 }
 
 // lowerWords returns the lower-cased words of text: maximal runs of
-// letters, digits and combining marks.
-func lowerWords(text string) []string {
-	var words []string
-	buf := make([]byte, 0, 32)
-	flush := func() {
-		if len(buf) > 0 {
-			words = append(words, string(buf))
-			buf = buf[:0]
-		}
-	}
-	for _, r := range text {
-		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || (len(buf) > 0 && unicode.IsMark(r)) {
-			buf = utf8.AppendRune(buf, unicode.ToLower(r))
+// letters, digits and combining marks. The words share one buffer, reused
+// by the next text.
+func (st *embedState) lowerWords(text string) []string {
+	buf := st.lower[:0]
+	var ends []int // end offset in buf of each word
+	inWord := false
+	for i := 0; i < len(text); {
+		c := text[i]
+		if c < utf8.RuneSelf {
+			i++
+			switch {
+			case 'a' <= c && c <= 'z' || '0' <= c && c <= '9':
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			default:
+				if inWord {
+					ends = append(ends, len(buf))
+					inWord = false
+				}
+				continue
+			}
+			buf = append(buf, c)
+			inWord = true
 			continue
 		}
-		flush()
+		r, size := utf8.DecodeRuneInString(text[i:])
+		i += size
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsNumber(r) || (inWord && unicode.IsMark(r)) {
+			buf = utf8.AppendRune(buf, unicode.ToLower(r))
+			inWord = true
+			continue
+		}
+		if inWord {
+			ends = append(ends, len(buf))
+			inWord = false
+		}
 	}
-	flush()
+	if inWord {
+		ends = append(ends, len(buf))
+	}
+	st.lower = buf
+	// One string for all words: the substrings below share it.
+	all := string(buf)
+	words := st.words[:0]
+	start := 0
+	for _, end := range ends {
+		words = append(words, all[start:end])
+		start = end
+	}
+	st.words = words
 	return words
 }
