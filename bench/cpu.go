@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"sort"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
