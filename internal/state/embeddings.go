@@ -25,12 +25,20 @@ func (s *Store) LookupEmbeddings(ctx context.Context, model string, keys [][32]b
 	for i := range keys {
 		hashes[i] = keys[i][:]
 	}
+	// One primary-key probe per hash, and the touch by row address: see
+	// keyLookup in store.go. A touch that loses a race with a concurrent
+	// one is skipped, which is harmless.
 	rows, err := s.db.Query(ctx, `WITH hit AS (
-    SELECT text_hash, vector, last_used FROM `+q+`.embedding_cache
-    WHERE model = $1 AND text_hash = ANY($2::bytea[])
+    SELECT c.ctid, c.text_hash, c.vector, c.last_used
+    FROM unnest($2::bytea[]) AS k(text_hash)
+    CROSS JOIN LATERAL (
+        SELECT ctid, * FROM `+q+`.embedding_cache c
+        WHERE c.model = $1 AND c.text_hash = k.text_hash
+        OFFSET 0
+    ) c
 ), touched AS (
     UPDATE `+q+`.embedding_cache c SET last_used = now()
-    FROM hit WHERE c.model = $1 AND c.text_hash = hit.text_hash AND hit.last_used < now() - interval '1 hour'
+    WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM hit WHERE last_used < now() - interval '1 hour'))
 )
 SELECT text_hash, vector FROM hit`, model, hashes)
 	if err != nil {

@@ -71,6 +71,15 @@ ON CONFLICT (collection, source_table, source_key) DO UPDATE SET
     updated_at   = excluded.updated_at`, q, first, first+1, first+2, first+3)
 }
 
+// keyLookup: the lookups of many keys are written as one probe of the
+// primary key per key (a LATERAL subquery the planner cannot flatten, for
+// the OFFSET 0) rather than as "source_key = ANY($3)". Until a state table
+// is first analyzed, the planner takes "collection = $1 AND source_table =
+// $2" for a selective condition, when it matches every row of the table,
+// and plans the ANY form as a scan of that whole index range with the keys
+// as a filter: 44 ms for 250 keys at 200,000 rows, growing with the table,
+// against 1.5 ms for the probes. A state table grows fastest exactly when
+// it is new (the first snapshot), before autovacuum has analyzed it.
 func newStatements(q string) statements {
 	return statements{
 		schema:         q,
@@ -81,9 +90,14 @@ VALUES ($1, $2::text::pg_lsn, now())
 ON CONFLICT (slot) DO UPDATE SET
     confirmed_lsn = GREATEST(c.confirmed_lsn, excluded.confirmed_lsn),
     updated_at    = excluded.updated_at`,
-		lookupDocuments: `SELECT source_key, content_hash, chunk_count, source_lsn::text
-FROM ` + q + `.documents
-WHERE collection = $1 AND source_table = $2 AND source_key = ANY($3::text[])`,
+		// One primary-key probe per key (keyLookup).
+		lookupDocuments: `SELECT d.source_key, d.content_hash, d.chunk_count, d.source_lsn::text
+FROM unnest($3::text[]) AS k(source_key)
+CROSS JOIN LATERAL (
+    SELECT * FROM ` + q + `.documents d
+    WHERE d.collection = $1 AND d.source_table = $2 AND d.source_key = k.source_key
+    OFFSET 0
+) d`,
 		saveDocuments: upsertDocuments(q, 3),
 		deleteDocuments: `DELETE FROM ` + q + `.documents
 WHERE collection = $1 AND source_table = $2 AND source_key = ANY($3::text[])`,
