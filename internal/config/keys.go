@@ -34,7 +34,7 @@ var defaults = map[string]any{
 	"pipeline.workers":          4,
 	"pipeline.queue_size":       4096,
 	"pipeline.max_batch":        256,
-	"pipeline.max_wait":         5 * time.Millisecond,
+	"pipeline.max_wait":         time.Duration(0),
 	"pipeline.shutdown_timeout": 30 * time.Second,
 	"pipeline.status_interval":  time.Second,
 	"observability.listen":      "127.0.0.1:9187",
