@@ -33,7 +33,7 @@ var defaults = map[string]any{
 	"chunking.overlap":          0,
 	"pipeline.workers":          4,
 	"pipeline.queue_size":       4096,
-	"pipeline.max_batch":        256,
+	"pipeline.max_batch":        500,
 	"pipeline.max_wait":         time.Duration(0),
 	"pipeline.shutdown_timeout": 30 * time.Second,
 	"pipeline.status_interval":  time.Second,

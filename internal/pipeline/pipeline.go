@@ -96,7 +96,7 @@ func New(cfg Config, d Deps) *Pipeline {
 		cfg.QueueSize = 4096
 	}
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 256
+		cfg.MaxBatch = 500
 	}
 	if cfg.EmbedBatch <= 0 {
 		cfg.EmbedBatch = 128
