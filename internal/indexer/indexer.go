@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
@@ -44,11 +45,20 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	tracker := checkpoint.NewTracker(slot.ConfirmedFlush)
 	m.ConfirmedLSN.Set(float64(slot.ConfirmedFlush))
 
-	// Whatever a killed predecessor may have written came from WAL before
-	// the server's current end; up to there the state may lag Weaviate.
-	recoverUntil, err := env.walEnd(ctx)
+	// A predecessor that did not stop cleanly (killed, cut off) may have
+	// written changes to Weaviate it never recorded in the state. They came
+	// from WAL before the server's current end: up to there the state may
+	// lag Weaviate, and the pipeline does not trust it.
+	cleanBefore, err := env.State.BeginRun(ctx, cfg.Postgres.Slot)
 	if err != nil {
 		return err
+	}
+	var recoverUntil pglogrepl.LSN
+	if !cleanBefore {
+		if recoverUntil, err = env.walEnd(ctx); err != nil {
+			return err
+		}
+		log.Info().Stringer("until_lsn", recoverUntil).Msg("previous run did not stop cleanly: replayed changes are rewritten, not skipped")
 	}
 	pipe := pipeline.New(pipeline.Config{
 		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
@@ -104,6 +114,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}()
 
 	var runErr error
+	cutOff := false // the pipeline was stopped at the shutdown timeout
 	select {
 	case err := <-streamDone:
 		// The stream returns on a signal (after draining) or on a fatal error.
@@ -114,7 +125,7 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 		if err := <-pipeDone; err != nil && runErr == nil {
 			runErr = fmt.Errorf("pipeline: %w", err)
 		}
-		timer.Stop()
+		cutOff = !timer.Stop()
 	case err := <-pipeDone:
 		if err == nil {
 			// The pipeline ends cleanly only once msgs is closed, that is,
@@ -137,6 +148,12 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	saveCtx, cancelSave := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	if _, err := env.saveSlotCheckpoint(saveCtx, cfg.Postgres.Slot, 0); err != nil {
 		log.Warn().Err(err).Msg("saving checkpoint")
+	}
+	// Clean: every change handed to the pipeline was applied and recorded.
+	if runErr == nil && !cutOff && tracker.InFlight() == 0 {
+		if err := env.State.MarkCleanStop(saveCtx, cfg.Postgres.Slot); err != nil {
+			log.Warn().Err(err).Msg("recording the clean stop (the next start replays as after a crash)")
+		}
 	}
 	cancelSave()
 	if runErr != nil {

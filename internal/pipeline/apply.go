@@ -115,14 +115,19 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			failed[i] = permanent(err) // names the table and key
 			continue
 		}
+		// A replayed change after an unclean stop: Weaviate may hold a
+		// newer version of the row than the state records (see
+		// Config.RecoverUntil), so neither its hash nor its chunk count
+		// says what is there.
+		recovering := it.backfill == nil && it.lsn.LSN <= p.cfg.RecoverUntil
 		if old, ok := prev[keys[i]]; ok {
-			if old.ContentHash == doc.ContentHash {
+			if old.ContentHash == doc.ContentHash && !recovering {
 				skippedOps = append(skippedOps, it.op)
 				continue // unchanged document: nothing to embed or write
 			}
 			doc.PreviousChunkCount = old.ChunkCount
 		}
-		if it.backfill == nil && it.lsn.LSN <= p.cfg.RecoverUntil {
+		if recovering {
 			doc.PreviousChunkCount = transform.UnknownChunkCount
 		}
 		writes = append(writes, doc)

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,15 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/rs/zerolog"
-
 	"github.com/cdc-indexer/cdc-indexer/connector"
-	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
-	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
-	"github.com/cdc-indexer/cdc-indexer/migrations"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -122,89 +114,23 @@ func TestBackoffGrowsAndCaps(t *testing.T) {
 // rows, is dead-lettered (recorded, its old objects removed), the good rows
 // are indexed, and the transaction is confirmed.
 func TestPoisonRowDeadLettered(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY, title text, tags text[])`); err != nil {
-		t.Fatal(err)
-	}
-	if err := migrations.Apply(ctx, pool, "cdc_indexer"); err != nil {
-		t.Fatal(err)
-	}
-	st := state.NewStore(pool, "cdc_indexer")
-	infos, err := connector.DescribeTables(ctx, pool, []connector.TableName{{Schema: "public", Name: "t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	coll := testenv.CollectionName(t)
-	r, err := transform.NewRenderer(infos[0], coll, "{{.title}} {{index .tags 0}}", nil, "hash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url, grpc := testenv.Weaviate(t)
-	w, err := sink.New(ctx, sink.Config{URL: url, GRPC: grpc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if _, err := w.EnsureCollection(ctx, sink.CollectionSpec{Name: coll, Vectorizer: "none"}); err != nil {
-		t.Fatal(err)
-	}
-	chunker, err := transform.NewChunker(64, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracker := checkpoint.NewTracker(0)
-	p := New(Config{Workers: 2, MaxBatch: 64}, Deps{
-		Tables: []*Table{NewTable(infos[0], coll, r)}, Embedder: transform.NewHashEmbedder(16), Chunker: chunker,
-		Sink: w, State: st, Tracker: tracker, Log: zerolog.Nop(),
-		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
-			return connector.FetchRows(ctx, pool, info, keys)
-		},
-	})
-	in := make(chan connector.Message, 256)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx, in) }()
-
-	row := func(id int, title string, tags string) *connector.Change {
-		tm := connector.NewTypeMap(infos)
-		return &connector.Change{Op: connector.OpInsert, Table: infos[0].Name, Key: connector.Key{fmt.Sprint(id)},
-			Row: connector.Row{
-				"id":    tm.Decode(23, []byte(fmt.Sprint(id))),
-				"title": tm.Decode(25, []byte(title)),
-				"tags":  tm.Decode(1009, []byte(tags)),
-			}}
-	}
-	send := func(lsn pglogrepl.LSN, changes ...*connector.Change) {
-		for _, c := range changes {
-			c.CommitLSN = lsn
-			in <- c
-		}
-		in <- &connector.Commit{CommitLSN: lsn}
-	}
+	f := newFixture(t, "{{.title}} {{index .tags 0}}")
+	run := f.pipeline(t, Config{Workers: 2, MaxBatch: 64}, nil)
+	row := func(id int, title, tags string) *connector.Change { return f.row(connector.OpInsert, id, title, tags) }
 	// Row 5 is first indexed, then updated to a version that cannot render:
 	// its old objects must not stay behind.
-	send(100, row(5, "five", "{a}"))
+	run.send(100, row(5, "five", "{a}"))
 	var good []*connector.Change
 	for i := 1; i <= 40; i++ {
 		if i != 5 {
 			good = append(good, row(i, fmt.Sprintf("row %d", i), "{x}"))
 		}
 	}
-	send(200, append(good, row(5, "five", "{}"))...)
-	if err := tracker.WaitConfirmed(ctx, 200); err != nil {
-		t.Fatalf("transaction with a poison row not confirmed: %v", err)
-	}
-	close(in)
-	if err := <-done; err != nil {
-		t.Fatalf("pipeline: %v", err)
-	}
+	run.send(200, append(good, row(5, "five", "{}"))...)
+	run.waitConfirmed(200)
+	run.stop()
 
-	letters, err := st.DeadLetters(ctx)
+	letters, err := f.state.DeadLetters(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +138,7 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 		!strings.Contains(letters[0].Error, "index out of range") {
 		t.Fatalf("dead letters = %+v", letters)
 	}
-	objs, err := w.Objects(ctx, coll, "public.t")
+	objs, err := f.sink.Objects(f.ctx, f.coll, "public.t")
 	if err != nil {
 		t.Fatal(err)
 	}

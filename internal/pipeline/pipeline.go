@@ -38,11 +38,14 @@ type Config struct {
 	// for more before applying them; a single change never waits.
 	MaxWait    time.Duration
 	EmbedBatch int // most texts per embedder call
-	// RecoverUntil is the server's WAL end when the connector started:
-	// changes at or below it may already be in Weaviate from a process that
-	// was killed before it recorded them in the state, so the recorded
-	// chunk count of their rows is not trusted (see
-	// transform.UnknownChunkCount). Zero trusts the state throughout.
+	// RecoverUntil is the server's WAL end when the connector started
+	// after an unclean stop: changes at or below it may already be in
+	// Weaviate from a process that was killed before it recorded them in
+	// the state, so the recorded state of their rows is not trusted: they
+	// are written even when their hash equals the recorded one (Weaviate
+	// may hold a newer version the state never saw), and surplus chunks
+	// are found by query (transform.UnknownChunkCount). Zero, after a
+	// clean stop, trusts the state throughout.
 	RecoverUntil pglogrepl.LSN
 }
 

@@ -35,3 +35,27 @@ func (s *Store) SaveCheckpoint(ctx context.Context, slot string, lsn pglogrepl.L
 	}
 	return nil
 }
+
+// BeginRun marks the run of slot that starts now as not yet stopped cleanly
+// and reports whether the previous one did (MarkCleanStop). Without a saved
+// checkpoint it reports false: nothing says the state is complete.
+func (s *Store) BeginRun(ctx context.Context, slot string) (previousStoppedCleanly bool, err error) {
+	err = s.db.QueryRow(ctx, s.sql.beginRun, slot).Scan(&previousStoppedCleanly)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("begin run of slot %s: %w", slot, err)
+	}
+	return previousStoppedCleanly, nil
+}
+
+// MarkCleanStop records that the run of slot stopped with everything
+// Weaviate acknowledged recorded in the state, so that the next run may
+// trust the state from its first change on.
+func (s *Store) MarkCleanStop(ctx context.Context, slot string) error {
+	if _, err := s.db.Exec(ctx, s.sql.markCleanStop, slot); err != nil {
+		return fmt.Errorf("mark clean stop of slot %s: %w", slot, err)
+	}
+	return nil
+}

@@ -48,6 +48,8 @@ type statements struct {
 	schema          string // quoted state schema
 	loadCheckpoint  string
 	saveCheckpoint  string
+	beginRun        string
+	markCleanStop   string
 	lookupDocuments string
 	saveDocuments   string
 	deleteDocuments string
@@ -90,6 +92,12 @@ VALUES ($1, $2::text::pg_lsn, now())
 ON CONFLICT (slot) DO UPDATE SET
     confirmed_lsn = GREATEST(c.confirmed_lsn, excluded.confirmed_lsn),
     updated_at    = excluded.updated_at`,
+		// The old value, read under the row lock the update takes.
+		beginRun: `UPDATE ` + q + `.checkpoint c SET clean_stop = false
+FROM (SELECT slot, clean_stop FROM ` + q + `.checkpoint WHERE slot = $1 FOR UPDATE) old
+WHERE c.slot = old.slot
+RETURNING old.clean_stop`,
+		markCleanStop: `UPDATE ` + q + `.checkpoint SET clean_stop = true WHERE slot = $1`,
 		// One primary-key probe per key (keyLookup).
 		lookupDocuments: `SELECT d.source_key, d.content_hash, d.chunk_count, d.source_lsn::text
 FROM unnest($3::text[]) AS k(source_key)

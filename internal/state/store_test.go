@@ -250,3 +250,34 @@ func TestLargeFlush(t *testing.T) {
 		t.Errorf("document 7 = %+v, want %+v", got["7"], docs[7])
 	}
 }
+
+func TestCleanStopMarker(t *testing.T) {
+	s, _ := newStore(t, "cdc_indexer")
+	ctx := ctxFor(t)
+	begin := func(want bool) {
+		t.Helper()
+		clean, err := s.BeginRun(ctx, "slot_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if clean != want {
+			t.Fatalf("BeginRun = %v, want %v", clean, want)
+		}
+	}
+	begin(false) // no checkpoint yet: nothing vouches for the state
+	if err := s.SaveCheckpoint(ctx, "slot_a", 0x100); err != nil {
+		t.Fatal(err)
+	}
+	begin(false) // a checkpoint, but the run before never stopped cleanly
+	if err := s.MarkCleanStop(ctx, "slot_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(ctx, "slot_a", 0x200); err != nil { // a late save keeps the mark
+		t.Fatal(err)
+	}
+	begin(true)
+	begin(false) // the run that began is not over: a kill now is unclean
+	if err := s.MarkCleanStop(ctx, "slot_b"); err != nil { // no row: nothing to mark, no error
+		t.Fatal(err)
+	}
+}
