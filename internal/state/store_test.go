@@ -276,7 +276,7 @@ func TestCleanStopMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	begin(true)
-	begin(false) // the run that began is not over: a kill now is unclean
+	begin(false)                                           // the run that began is not over: a kill now is unclean
 	if err := s.MarkCleanStop(ctx, "slot_b"); err != nil { // no row: nothing to mark, no error
 		t.Fatal(err)
 	}

@@ -54,17 +54,18 @@ func sweepStaleDirs() {
 }
 
 // ownerAlive reports whether the directory's owner may still be using it.
-// A directory without an owner file is young (being created) or foreign; it
-// is kept unless it is old.
+// A directory without a readable owner pid is young (being created: another
+// server of the same run may be between creating the file and writing it)
+// or foreign; it is kept unless it is old.
 func ownerAlive(dir string) bool {
 	data, err := os.ReadFile(filepath.Join(dir, ownerFile))
-	if err != nil {
+	pid := 0
+	if err == nil {
+		pid, err = strconv.Atoi(strings.TrimSpace(string(data)))
+	}
+	if err != nil || pid <= 0 {
 		info, statErr := os.Stat(dir)
 		return statErr != nil || time.Since(info.ModTime()) < time.Hour
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return false
 	}
 	err = syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
