@@ -115,11 +115,12 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			failed[i] = permanent(err) // names the table and key
 			continue
 		}
-		// A replayed change after an unclean stop: Weaviate may hold a
-		// newer version of the row than the state records (see
-		// Config.RecoverUntil), so neither its hash nor its chunk count
+		// A replayed change after an unclean stop, or a row a stopped
+		// snapshot was indexing: Weaviate may hold another version of the
+		// row than the state records (Config.RecoverUntil,
+		// BackfillRow.Unrecorded), so neither its hash nor its chunk count
 		// says what is there.
-		recovering := it.backfill == nil && it.lsn.LSN <= p.cfg.RecoverUntil
+		recovering := it.unrecorded || (it.backfill == nil && it.lsn.LSN <= p.cfg.RecoverUntil)
 		if old, ok := prev[keys[i]]; ok {
 			if old.ContentHash == doc.ContentHash && !recovering {
 				skippedOps = append(skippedOps, it.op)

@@ -15,6 +15,11 @@ import (
 type BackfillRow struct {
 	Key connector.Key
 	Row connector.Row
+	// Unrecorded says that Weaviate may hold the row in a version the state
+	// does not record (a stopped run of the same snapshot was indexing it):
+	// the row is written even if its hash is the recorded one, and its
+	// surplus chunks are found by query.
+	Unrecorded bool
 }
 
 // Backfill applies rows a snapshot read at position at, and returns once all
@@ -41,7 +46,7 @@ func (p *Pipeline) Backfill(ctx context.Context, table connector.TableName, rows
 	var wg sync.WaitGroup
 	wg.Add(len(rows))
 	for _, r := range rows {
-		it := item{table: t, op: opSnapshot, key: r.Key, row: r.Row, lsn: Position{LSN: at}, backfill: &wg}
+		it := item{table: t, op: opSnapshot, key: r.Key, row: r.Row, lsn: Position{LSN: at}, backfill: &wg, unrecorded: r.Unrecorded}
 		select {
 		case p.backfillQueues[p.route(t, r.Key)] <- it:
 		case <-ctx.Done():

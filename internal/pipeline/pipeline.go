@@ -139,6 +139,9 @@ type item struct {
 	lsn       Position
 	tx        *checkpoint.Txn // live changes: acknowledged to the tracker
 	backfill  *sync.WaitGroup // snapshot rows: released when applied
+	// unrecorded: Weaviate may hold a version of the row the state does not
+	// record (BackfillRow.Unrecorded)
+	unrecorded bool
 }
 
 // Run consumes messages until in is closed or ctx ends, and returns after

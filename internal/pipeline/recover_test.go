@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pglogrepl"
@@ -65,5 +66,46 @@ func TestReplayAfterUncleanStopRewritesRecordedHash(t *testing.T) {
 	}
 	if n := m.GetCounter().GetValue(); n != 1 {
 		t.Fatalf("unchanged update past RecoverUntil: %v skipped, want 1", n)
+	}
+}
+
+// A snapshot stopped while it indexed a chunk may leave rows in Weaviate that
+// the state does not record; the resumed snapshot re-reads that chunk
+// (marked Unrecorded) and must not leave the old version's surplus chunks.
+func TestResumedSnapshotRemovesUnrecordedChunks(t *testing.T) {
+	f := newFixture(t, "{{.title}}")
+	long := strings.Repeat("a long first version of the row that needs several chunks ", 40)
+	backfill := func(st State, title string, unrecorded bool) {
+		t.Helper()
+		run := f.pipeline(t, Config{}, st)
+		c := f.row(connector.OpInsert, 1, title, "{}")
+		rows := []BackfillRow{{Key: c.Key, Row: c.Row, Unrecorded: unrecorded}}
+		if err := run.p.Backfill(f.ctx, f.info.Name, rows, 100); err != nil {
+			t.Fatal(err)
+		}
+		run.stop()
+	}
+	chunks := func() int {
+		t.Helper()
+		objs, err := f.sink.Objects(f.ctx, f.coll, f.table.SourceTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(objs)
+	}
+	// The stopped snapshot: Weaviate has the long version, the state nothing.
+	backfill(forgetfulState{f.state}, long, false)
+	if n := chunks(); n < 3 {
+		t.Fatalf("setup: the long version has %d chunks, want several", n)
+	}
+	// Read again, as a fresh snapshot would read it, the short version
+	// trusts the state and leaves the surplus chunks: the hazard.
+	backfill(forgetfulState{f.state}, "short", false)
+	if n := chunks(); n < 3 {
+		t.Fatalf("a trusting backfill removed chunks it did not know of: %d left", n)
+	}
+	backfill(nil, "short", true)
+	if got := f.texts(t)["1"]; got != "short" || chunks() != 1 {
+		t.Fatalf("resumed snapshot: Weaviate holds %d objects, text %q; want one, %q", chunks(), got, "short")
 	}
 }

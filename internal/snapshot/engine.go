@@ -226,7 +226,7 @@ func runTable(ctx context.Context, cfg Config, readers []*reader, t *pipeline.Ta
 	for i, r := range readers {
 		g.Go(func() error {
 			for p := range work {
-				n, err := r.readPart(gctx, cfg, q, p, at)
+				n, err := r.readPart(gctx, cfg, q, p, at, res.Resumed)
 				counts[i] += n
 				if err != nil {
 					return err
@@ -257,8 +257,13 @@ func runTable(ctx context.Context, cfg Config, readers []*reader, t *pipeline.Ta
 func roundRate(r float64) float64 { return float64(int64(r*10)) / 10 }
 
 // readPart pages through one key range, chunk by chunk: read, index, record.
-func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Part, at pglogrepl.LSN) (int64, error) {
+//
+// In a resumed snapshot, the first chunk of a part is the one an earlier,
+// stopped run may have been indexing: Weaviate may hold its rows in
+// versions the state never recorded, so they are marked Unrecorded.
+func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Part, at pglogrepl.LSN, resumed bool) (int64, error) {
 	var read int64
+	first := true
 	for !p.Done {
 		after := p.Last
 		if after == nil {
@@ -269,6 +274,12 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 			return read, err
 		}
 		done := len(rows) < cfg.ChunkRows
+		if resumed && first {
+			for i := range rows {
+				rows[i].Unrecorded = true
+			}
+		}
+		first = false
 		if len(rows) > 0 {
 			if err := cfg.Apply.Backfill(ctx, q.t.Info.Name, rows, at); err != nil {
 				return read, err

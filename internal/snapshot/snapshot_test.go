@@ -89,6 +89,8 @@ type recorder struct {
 	keys   []string
 	at     map[pglogrepl.LSN]int
 	failAt int // fail the call that would pass this many rows; 0: never
+	// unrecorded counts the rows marked Unrecorded
+	unrecorded int
 }
 
 func (r *recorder) Backfill(_ context.Context, _ connector.TableName, rows []pipeline.BackfillRow, at pglogrepl.LSN) error {
@@ -102,6 +104,9 @@ func (r *recorder) Backfill(_ context.Context, _ connector.TableName, rows []pip
 	}
 	for _, row := range rows {
 		r.keys = append(r.keys, row.Key.String())
+		if row.Unrecorded {
+			r.unrecorded++
+		}
 	}
 	r.at[at] += len(rows)
 	return nil
@@ -286,6 +291,18 @@ func TestRunResumes(t *testing.T) {
 	}
 	if !res[0].Resumed || res[0].RowsBefore != recorded || res[0].RowsRead != int64(len(second.keys)) {
 		t.Errorf("result %+v, recorded %d", res[0], recorded)
+	}
+	// The resumed run's first chunk of each part it continues is the one
+	// the stopped run may have been indexing: it is marked, the rest not.
+	unfinished := 0
+	for _, p := range parts {
+		if !p.Done {
+			unfinished++
+		}
+	}
+	if first.unrecorded != 0 || second.unrecorded == 0 || second.unrecorded > unfinished*cfg.ChunkRows {
+		t.Errorf("rows marked unrecorded: first run %d, resumed run %d; want 0 and 1..%d (first chunk of %d parts)",
+			first.unrecorded, second.unrecorded, unfinished*cfg.ChunkRows, unfinished)
 	}
 	if int64(len(second.keys)) != 5000-recorded {
 		t.Errorf("second run read %d rows, want the %d not recorded", len(second.keys), 5000-recorded)
