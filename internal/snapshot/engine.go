@@ -263,7 +263,7 @@ func roundRate(r float64) float64 { return float64(int64(r*10)) / 10 }
 // versions the state never recorded, so they are marked Unrecorded.
 func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Part, at pglogrepl.LSN, resumed bool) (int64, error) {
 	var read int64
-	first := true
+	unrecorded := resumed // the first chunk only
 	for !p.Done {
 		after := p.Last
 		if after == nil {
@@ -274,12 +274,12 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 			return read, err
 		}
 		done := len(rows) < cfg.ChunkRows
-		if resumed && first {
+		if unrecorded {
 			for i := range rows {
 				rows[i].Unrecorded = true
 			}
+			unrecorded = false
 		}
-		first = false
 		if len(rows) > 0 {
 			if err := cfg.Apply.Backfill(ctx, q.t.Info.Name, rows, at); err != nil {
 				return read, err

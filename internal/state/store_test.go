@@ -276,8 +276,10 @@ func TestCleanStopMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	begin(true)
-	begin(false)                                           // the run that began is not over: a kill now is unclean
-	if err := s.MarkCleanStop(ctx, "slot_b"); err != nil { // no row: nothing to mark, no error
+	// The run that began is not over: a kill now is unclean.
+	begin(false)
+	// No checkpoint row: nothing to mark, and no error.
+	if err := s.MarkCleanStop(ctx, "slot_b"); err != nil {
 		t.Fatal(err)
 	}
 }
