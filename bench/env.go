@@ -92,7 +92,9 @@ func newBench(ctx context.Context, o options, root string, sections []string) (*
 		if b.wv, err = testenv.StartWeaviate(ctx, testenv.WeaviateOptions{AsyncIndexing: true}); err != nil {
 			return b, err
 		}
-		b.weav = newWeaviateHTTP(b.wv.URL())
+		if b.weav, err = newWeaviateHTTP(ctx, b.wv.URL(), b.wv.GRPC()); err != nil {
+			return b, err
+		}
 		b.res.Machine.Weaviate, _ = b.weav.version(ctx)
 		b.res.Machine.AsyncIndexing = true
 		logf("Weaviate %s at %s, gRPC %s, ASYNC_INDEXING=true, in %s", b.res.Machine.Weaviate, b.wv.URL(), b.wv.GRPC(), time.Since(start).Round(time.Millisecond))

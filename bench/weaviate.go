@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cdc-indexer/cdc-indexer/sink"
 )
 
 // weaviateHTTP runs the few REST calls the benchmark needs besides the
@@ -17,10 +19,15 @@ import (
 type weaviateHTTP struct {
 	base string
 	http *http.Client
+	sink *sink.Weaviate
 }
 
-func newWeaviateHTTP(base string) *weaviateHTTP {
-	return &weaviateHTTP{base: base, http: &http.Client{Timeout: 30 * time.Second}}
+func newWeaviateHTTP(ctx context.Context, base, grpc string) (*weaviateHTTP, error) {
+	s, err := sink.New(ctx, sink.Config{URL: base, GRPC: grpc, Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	return &weaviateHTTP{base: base, http: &http.Client{Timeout: 30 * time.Second}, sink: s}, nil
 }
 
 func (w *weaviateHTTP) do(ctx context.Context, method, path string, body any, out any) error {
@@ -63,25 +70,9 @@ func (w *weaviateHTTP) version(ctx context.Context) (string, error) {
 }
 
 // count is the number of objects in a collection (0 when it does not
-// exist yet).
+// exist yet), over gRPC: the bench's Weaviate runs without GraphQL.
 func (w *weaviateHTTP) count(ctx context.Context, collection string) (int, error) {
-	var resp struct {
-		Data   map[string]map[string][]struct{ Meta struct{ Count int } } `json:"data"`
-		Errors []struct{ Message string }                                 `json:"errors"`
-	}
-	q := map[string]string{"query": fmt.Sprintf("{Aggregate{%s{meta{count}}}}", collection)}
-	if err := w.do(ctx, http.MethodPost, "/v1/graphql", q, &resp); err != nil {
-		return 0, err
-	}
-	if len(resp.Errors) > 0 {
-		// A collection the connector has not created yet.
-		return 0, nil
-	}
-	groups := resp.Data["Aggregate"][collection]
-	if len(groups) == 0 {
-		return 0, nil
-	}
-	return groups[0].Meta.Count, nil
+	return w.sink.Count(ctx, collection, "")
 }
 
 func (w *weaviateHTTP) deleteCollection(ctx context.Context, collection string) error {

@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/weaviate/weaviate-go-client/v4/weaviate/fault"
+	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
 	"github.com/weaviate/weaviate/entities/models"
 
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -167,6 +167,9 @@ func (w *Weaviate) EnsureCollection(ctx context.Context, spec CollectionSpec) (c
 	if class == nil {
 		vec := spec.vectorizer()
 		c := &models.Class{Class: spec.Name, Vectorizer: vec, Properties: make([]*models.Property, len(props))}
+		if w.replicationFactor > 1 {
+			c.ReplicationConfig = &models.ReplicationConfig{Factor: int64(w.replicationFactor)}
+		}
 		for i, p := range props {
 			c.Properties[i] = p.model(vec)
 		}
@@ -195,6 +198,9 @@ func (w *Weaviate) EnsureCollection(ctx context.Context, spec CollectionSpec) (c
 
 // reconcile checks an existing class against props and adds what is missing.
 func (w *Weaviate) reconcile(ctx context.Context, spec CollectionSpec, class *models.Class, props []propSpec) error {
+	if got := replicationFactor(class); w.replicationFactor > 0 && got != w.replicationFactor {
+		return fmt.Errorf("sink: collection %s has replication factor %d, weaviate.replication_factor is %d: set the key to %d, or change the collection's factor in Weaviate", spec.Name, got, w.replicationFactor, got)
+	}
 	existing := make(map[string]*models.Property, len(class.Properties))
 	for _, p := range class.Properties {
 		existing[strings.ToLower(p.Name)] = p
@@ -308,4 +314,13 @@ func (w *Weaviate) CollectionVectorDimensions(ctx context.Context, name string) 
 		return 0, false, nil
 	}
 	return len(objs[0].vector), true, nil
+}
+
+// replicationFactor is a class's replication factor; Weaviate reports none
+// for an unreplicated class.
+func replicationFactor(class *models.Class) int {
+	if class.ReplicationConfig == nil || class.ReplicationConfig.Factor < 1 {
+		return 1
+	}
+	return int(class.ReplicationConfig.Factor)
 }

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/weaviate/weaviate-go-client/v4/weaviate/filters"
+	"github.com/weaviate/weaviate-go-client/v5/weaviate/filters"
 	"github.com/weaviate/weaviate/entities/models"
+	pb "github.com/weaviate/weaviate/grpc/generated/protocol/v1"
 )
 
 // deleteChunk is how many keys one filter lists.
@@ -52,7 +53,7 @@ func (w *Weaviate) deleteKeys(ctx context.Context, collection, sourceTable strin
 // deleteMatchingKeys deletes the objects matching where whose source_key is
 // exactly one of keys; where's field-tokenized key filter also matches
 // whitespace variants, which are kept.
-func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection, where string, keys []string) error {
+func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection string, where *pb.Filters, keys []string) error {
 	want := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		want[k] = struct{}{}
@@ -130,6 +131,7 @@ func (w *Weaviate) deleteWhere(ctx context.Context, collection string, where *fi
 			WithClassName(collection).
 			WithWhere(where).
 			WithOutput("minimal").
+			WithConsistencyLevel(w.consistencyName).
 			Do(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

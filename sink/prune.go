@@ -39,7 +39,5 @@ func (w *Weaviate) pruneChunks(ctx context.Context, docs []*transform.Document) 
 }
 
 func (w *Weaviate) pruneKeys(ctx context.Context, collection, table string, keys []string, from int) error {
-	where := fmt.Sprintf(`{operator:And,operands:[%s,{path:["%s"],operator:GreaterThanEqual,valueInt:%d}]}`,
-		keysFilter(table, keys), PropChunkIndex, from)
-	return w.deleteMatchingKeys(ctx, collection, where, keys)
+	return w.deleteMatchingKeys(ctx, collection, allOf(keysFilter(table, keys), chunksFromFilter(from)), keys)
 }

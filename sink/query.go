@@ -2,104 +2,145 @@ package sink
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/weaviate/weaviate/entities/models"
+	pb "github.com/weaviate/weaviate/grpc/generated/protocol/v1"
+	"google.golang.org/grpc/status"
 )
+
+// The sink reads Weaviate only over gRPC (Search, Aggregate) and REST,
+// never GraphQL: Weaviate deprecated GraphQL and new Weaviate Cloud
+// clusters run without it.
 
 // errQueryMaximum is a query whose limit and offset exceed the server's
 // QUERY_MAXIMUM_RESULTS.
 var errQueryMaximum = errors.New("query maximum results exceeded")
 
-// gqlString quotes s as a GraphQL string literal. JSON string syntax is a
-// subset of GraphQL's, so JSON encoding escapes every character correctly
-// (Go's %q does not: it may produce \x and \U escapes).
-func gqlString(s string) string {
-	b, _ := json.Marshal(s)
-	return string(b)
+func propertyTarget(name string) *pb.FilterTarget {
+	return &pb.FilterTarget{Target: &pb.FilterTarget_Property{Property: name}}
 }
 
-// tableFilter is the GraphQL where filter source_table == table.
-func tableFilter(table string) string {
-	return fmt.Sprintf(`{path:["%s"],operator:Equal,valueText:%s}`, PropSourceTable, gqlString(table))
+// tableFilter is the filter source_table == table.
+func tableFilter(table string) *pb.Filters {
+	return &pb.Filters{
+		Operator:  pb.Filters_OPERATOR_EQUAL,
+		Target:    propertyTarget(PropSourceTable),
+		TestValue: &pb.Filters_ValueText{ValueText: table},
+	}
 }
 
 // keysFilter is source_table == table AND source_key ContainsAny keys.
-func keysFilter(table string, keys []string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `{operator:And,operands:[%s,{path:["%s"],operator:ContainsAny,valueText:[`, tableFilter(table), PropSourceKey)
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(gqlString(k))
-	}
-	b.WriteString(`]}]}`)
-	return b.String()
+func keysFilter(table string, keys []string) *pb.Filters {
+	return allOf(tableFilter(table), &pb.Filters{
+		Operator:  pb.Filters_OPERATOR_CONTAINS_ANY,
+		Target:    propertyTarget(PropSourceKey),
+		TestValue: &pb.Filters_ValueTextArray{ValueTextArray: &pb.TextArray{Values: keys}},
+	})
 }
 
-// graphQL runs a query and returns its data; a missing collection is
-// errNoCollection.
-func (w *Weaviate) graphQL(ctx context.Context, collection, query string) (map[string]any, error) {
-	var resp *models.GraphQLResponse
+// chunksFromFilter is chunk_index >= from.
+func chunksFromFilter(from int) *pb.Filters {
+	return &pb.Filters{
+		Operator:  pb.Filters_OPERATOR_GREATER_THAN_EQUAL,
+		Target:    propertyTarget(PropChunkIndex),
+		TestValue: &pb.Filters_ValueInt{ValueInt: int64(from)},
+	}
+}
+
+func allOf(fs ...*pb.Filters) *pb.Filters {
+	return &pb.Filters{Operator: pb.Filters_OPERATOR_AND, Filters: fs}
+}
+
+// queryErr turns a failed search or aggregate into the sink's errors: a
+// missing collection is errNoCollection, a page past the server's
+// QUERY_MAXIMUM_RESULTS is errQueryMaximum.
+func (w *Weaviate) queryErr(ctx context.Context, collection string, err error) error {
+	if strings.Contains(status.Convert(err).Message(), "query maximum results exceeded") {
+		return fmt.Errorf("%w: %s", errQueryMaximum, status.Convert(err).Message())
+	}
+	if _, gerr := w.getClass(ctx, collection); errors.Is(gerr, errNoCollection) {
+		return gerr
+	}
+	return err
+}
+
+// retryRead runs a read, retrying transient failures a bounded number of
+// times.
+func (w *Weaviate) retryRead(ctx context.Context, read func(context.Context) error) error {
 	for attempt := 1; ; attempt++ {
-		var err error
-		resp, err = w.client.GraphQL().Raw().WithQuery(query).Do(ctx)
+		callCtx, cancel := w.rpc.call(ctx)
+		err := read(callCtx)
+		cancel()
 		if err == nil {
-			break
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if !transientRequest(err) || attempt >= w.attempts {
-			return nil, err
+			return err
 		}
 		if err := sleep(ctx, w.backoffFor(attempt)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if len(resp.Errors) > 0 {
-		msg := resp.Errors[0].Message
-		if strings.Contains(msg, "query maximum results exceeded") {
-			return nil, fmt.Errorf("%w: %s", errQueryMaximum, msg)
-		}
-		if _, gerr := w.getClass(ctx, collection); errors.Is(gerr, errNoCollection) {
-			return nil, gerr
-		}
-		return nil, fmt.Errorf("graphql: %s", msg)
-	}
-	data := make(map[string]any, len(resp.Data))
-	for k, v := range resp.Data {
-		data[k] = v
-	}
-	return data, nil
 }
 
 type keyID struct{ key, id string }
 
 // matching reads up to limit objects matching where, after skipping offset,
-// with their source_key and ID.
-func (w *Weaviate) matching(ctx context.Context, collection, where string, limit, offset int) ([]keyID, error) {
-	q := fmt.Sprintf(`{Get{%s(where:%s,limit:%d,offset:%d){%s _additional{id}}}}`, collection, where, limit, offset, PropSourceKey)
-	data, err := w.graphQL(ctx, collection, q)
-	if err != nil {
-		return nil, err
+// with their source_key and ID, in Weaviate's internal ID order.
+func (w *Weaviate) matching(ctx context.Context, collection string, where *pb.Filters, limit, offset int) ([]keyID, error) {
+	req := &pb.SearchRequest{
+		Collection:       collection,
+		Filters:          where,
+		Limit:            uint32(limit),
+		Offset:           uint32(offset),
+		ConsistencyLevel: w.consistency,
+		Properties:       &pb.PropertiesRequest{NonRefProperties: []string{PropSourceKey}},
+		Metadata:         &pb.MetadataRequest{Uuid: true},
+		Uses_127Api:      true,
 	}
-	get, _ := data["Get"].(map[string]any)
-	rows, _ := get[collection].([]any)
-	out := make([]keyID, 0, len(rows))
-	for _, r := range rows {
-		m, _ := r.(map[string]any)
-		add, _ := m["_additional"].(map[string]any)
-		id, _ := add["id"].(string)
-		key, _ := m[PropSourceKey].(string)
+	var reply *pb.SearchReply
+	err := w.retryRead(ctx, func(ctx context.Context) (err error) {
+		reply, err = w.rpc.client.Search(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, w.queryErr(ctx, collection, err)
+	}
+	out := make([]keyID, 0, len(reply.GetResults()))
+	for _, r := range reply.GetResults() {
+		id := r.GetMetadata().GetId()
 		if id == "" {
-			return nil, fmt.Errorf("graphql: object without id in %s", collection)
+			return nil, fmt.Errorf("search of %s answered an object without id", collection)
 		}
+		key := r.GetProperties().GetNonRefProps().GetFields()[PropSourceKey].GetTextValue()
 		out = append(out, keyID{key: key, id: id})
 	}
 	return out, nil
+}
+
+// Count is the number of objects of sourceTable in collection, or of all
+// its objects when sourceTable is empty (0 when the collection does not
+// exist).
+func (w *Weaviate) Count(ctx context.Context, collection, sourceTable string) (int, error) {
+	req := &pb.AggregateRequest{Collection: collection, ObjectsCount: true}
+	if sourceTable != "" {
+		req.Filters = tableFilter(sourceTable)
+	}
+	var reply *pb.AggregateReply
+	err := w.retryRead(ctx, func(ctx context.Context) (err error) {
+		reply, err = w.rpc.client.Aggregate(ctx, req)
+		return err
+	})
+	if err != nil {
+		if err = w.queryErr(ctx, collection, err); errors.Is(err, errNoCollection) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("sink: count %s in %s: %w", sourceTable, collection, err)
+	}
+	return int(reply.GetSingleResult().GetObjectsCount()), nil
 }

@@ -30,37 +30,6 @@ type StoredObject struct {
 	Vector   []float32
 }
 
-// Count is the number of objects of sourceTable in collection (0 when the
-// collection does not exist).
-func (w *Weaviate) Count(ctx context.Context, collection, sourceTable string) (int, error) {
-	q := fmt.Sprintf(`{Aggregate{%s(where:%s){meta{count}}}}`, collection, tableFilter(sourceTable))
-	data, err := w.graphQL(ctx, collection, q)
-	if err != nil {
-		if errors.Is(err, errNoCollection) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("sink: count %s in %s: %w", sourceTable, collection, err)
-	}
-	agg, _ := data["Aggregate"].(map[string]any)
-	rows, _ := agg[collection].([]any)
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	row, _ := rows[0].(map[string]any)
-	meta, _ := row["meta"].(map[string]any)
-	switch c := meta["count"].(type) {
-	case float64:
-		return int(c), nil
-	case json.Number:
-		n, err := c.Int64()
-		return int(n), err
-	case nil:
-		return 0, nil
-	default:
-		return 0, fmt.Errorf("sink: count %s in %s: unexpected count %v", sourceTable, collection, c)
-	}
-}
-
 // listPageSize is the cursor page size of Objects.
 const listPageSize = 1000
 

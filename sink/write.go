@@ -250,7 +250,7 @@ type refErr struct {
 func (w *Weaviate) send(ctx context.Context, b batch, docs []*transform.Document) ([]refErr, error) {
 	var out []refErr
 	for attempt := 1; ; attempt++ {
-		resp, err := w.client.Batch().ObjectsBatcher().WithObjects(b.objs...).Do(ctx)
+		resp, err := w.batchObjects(ctx, b.objs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("sink: write %d objects to %s: %w", len(b.objs), b.objs[0].Class, ctx.Err())

@@ -37,7 +37,18 @@ type Weaviate struct {
 	GRPC    string        `mapstructure:"grpc"`
 	APIKey  string        `mapstructure:"api_key"`
 	Timeout time.Duration `mapstructure:"timeout"`
+	// ConsistencyLevel (ONE, QUORUM, ALL) of every write, delete and read.
+	ConsistencyLevel string `mapstructure:"consistency_level"`
+	// ReplicationFactor of the collections the connector creates.
+	ReplicationFactor int `mapstructure:"replication_factor"`
+	// GRPCTLS is auto, on or off for the gRPC connection.
+	GRPCTLS string `mapstructure:"grpc_tls"`
+	// CAFile is a PEM file of extra certificates to trust.
+	CAFile string `mapstructure:"ca_file"`
 }
+
+// Weaviate consistency levels.
+var consistencyLevels = []string{"ONE", "QUORUM", "ALL"}
 
 // Embedding providers.
 const (

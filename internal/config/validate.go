@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -95,6 +97,22 @@ func (w *Weaviate) validate(l *errorList) {
 	}
 	if w.Timeout <= 0 {
 		l.add("weaviate.timeout", fmt.Errorf("must be positive, got %s", w.Timeout))
+	}
+	if !slices.Contains(consistencyLevels, w.ConsistencyLevel) {
+		l.add("weaviate.consistency_level", fmt.Errorf("%q: want ONE, QUORUM or ALL", w.ConsistencyLevel))
+	}
+	if w.ReplicationFactor < 1 {
+		l.add("weaviate.replication_factor", fmt.Errorf("must be at least 1, got %d", w.ReplicationFactor))
+	}
+	switch w.GRPCTLS {
+	case "auto", "on", "off":
+	default:
+		l.add("weaviate.grpc_tls", fmt.Errorf("%q: want auto, on or off", w.GRPCTLS))
+	}
+	if w.CAFile != "" {
+		if _, err := os.Stat(w.CAFile); err != nil {
+			l.add("weaviate.ca_file", err)
+		}
 	}
 }
 

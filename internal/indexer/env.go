@@ -126,7 +126,7 @@ func PrepareWithoutSlot(ctx context.Context, cfg *config.Config, log zerolog.Log
 	e.State = state.NewStore(e.Pool, cfg.Postgres.StateSchema)
 	e.Embedder = withCache(e.Embedder, cfg.Embedding, e.State, log) // embedding.go
 
-	e.Sink, err = sink.New(ctx, sink.Config{URL: cfg.Weaviate.URL, GRPC: cfg.Weaviate.GRPC, APIKey: cfg.Weaviate.APIKey, Timeout: cfg.Weaviate.Timeout})
+	e.Sink, err = sink.New(ctx, cfg.Weaviate.SinkConfig())
 	if err != nil {
 		return nil, fmt.Errorf("weaviate: %w", err)
 	}

@@ -510,11 +510,9 @@ func checkWeaviate(ctx context.Context, cfg *config.Config) Report {
 	return r
 }
 
-func newSink(ctx context.Context, w config.Weaviate, grpc bool) (*sink.Weaviate, error) {
-	c := sink.Config{URL: w.URL, APIKey: w.APIKey, Timeout: Timeout}
-	if grpc {
-		c.GRPC = w.GRPC
-	}
+func newSink(ctx context.Context, w config.Weaviate) (*sink.Weaviate, error) {
+	c := w.SinkConfig()
+	c.Timeout = Timeout
 	return sink.New(ctx, c)
 }
 
@@ -522,14 +520,14 @@ func newSink(ctx context.Context, w config.Weaviate, grpc bool) (*sink.Weaviate,
 func WeaviateREST(ctx context.Context, w config.Weaviate) Result {
 	const check = "weaviate rest"
 	fix := "check weaviate.url (and weaviate.api_key) and that Weaviate runs and is reachable from here"
-	s, err := newSink(ctx, w, false)
+	s, err := newSink(ctx, w)
 	if err != nil {
 		return fail(check, fix, "%s", oneLine(err))
 	}
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	if err := s.Ready(ctx); err != nil {
+	if err := s.ReadyREST(ctx); err != nil {
 		return fail(check, fix, "%s", oneLine(err))
 	}
 	return pass(check, "%s is ready", s.URL())
@@ -539,14 +537,14 @@ func WeaviateREST(ctx context.Context, w config.Weaviate) Result {
 func WeaviateGRPC(ctx context.Context, w config.Weaviate) Result {
 	const check = "weaviate grpc"
 	fix := "check weaviate.grpc (host:port of Weaviate's gRPC port, 50051 by default) and that the port is reachable from here"
-	s, err := newSink(ctx, w, true)
+	s, err := newSink(ctx, w)
 	if err != nil {
 		return fail(check, fix, "%s", oneLine(err))
 	}
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
-	if err := s.Ready(ctx); err != nil {
+	if err := s.ReadyGRPC(ctx); err != nil {
 		return fail(check, fix, "%s", oneLine(err))
 	}
 	return pass(check, "%s accepts batches", w.GRPC)
@@ -556,7 +554,7 @@ func WeaviateGRPC(ctx context.Context, w config.Weaviate) Result {
 // configured dimensions; a missing one will be created.
 func Collection(ctx context.Context, w config.Weaviate, e config.Embedding, i int, name string) Result {
 	check := fmt.Sprintf("tables[%d] collection %s", i, name)
-	s, err := newSink(ctx, w, false)
+	s, err := newSink(ctx, w)
 	if err != nil {
 		return fail(check, "", "%s", oneLine(err))
 	}

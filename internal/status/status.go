@@ -114,7 +114,9 @@ func Collect(ctx context.Context, cfg *config.Config) (*Report, error) {
 	}
 
 	var w *sink.Weaviate
-	if w, err = sink.New(ctx, sink.Config{URL: cfg.Weaviate.URL, APIKey: cfg.Weaviate.APIKey, Timeout: Timeout}); err != nil {
+	wc := cfg.Weaviate.SinkConfig()
+	wc.Timeout = Timeout
+	if w, err = sink.New(ctx, wc); err != nil {
 		r.note("weaviate: %v", err)
 		w = nil
 	} else {

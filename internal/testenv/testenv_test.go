@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,18 @@ func TestWeaviateCollectionRoundTrip(t *testing.T) {
 			t.Fatalf("source_key tokenization = %q, want field", p.Tokenization)
 		}
 	}
+}
+
+// TestWeaviateRunsWithoutGraphQL pins that every test talks to a Weaviate
+// without GraphQL, as new Weaviate Cloud clusters run: a code path that
+// came to depend on GraphQL again would fail its tests.
+func TestWeaviateRunsWithoutGraphQL(t *testing.T) {
+	url, _ := testenv.Weaviate(t)
+	status, out := do(t, http.MethodPost, url+"/v1/graphql", `{"query": "{ Get { X { _additional { id } } } }"}`)
+	if status == http.StatusOK && !strings.Contains(strings.ToLower(string(out)), "disabled") {
+		t.Fatalf("POST /v1/graphql answered %d %s; want GraphQL switched off (DISABLE_GRAPHQL=true)", status, out)
+	}
+	t.Logf("POST /v1/graphql: %d %s", status, bytes.TrimSpace(out))
 }
 
 // TestPrivateServersRestart exercises the API fault-injection tests use:

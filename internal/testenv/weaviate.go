@@ -106,6 +106,9 @@ func (s *WeaviateServer) environment(opts WeaviateOptions) []string {
 		"RAFT_PORT=" + strconv.Itoa(s.ports.raft),
 		"RAFT_INTERNAL_RPC_PORT=" + strconv.Itoa(s.ports.raftRPC),
 		"ASYNC_INDEXING=" + strconv.FormatBool(opts.AsyncIndexing),
+		// GraphQL is deprecated and off on new Weaviate Cloud clusters:
+		// no code path may come to depend on it.
+		"DISABLE_GRAPHQL=true",
 	}
 	// Later entries win in exec.Cmd's environment, so extras override.
 	return append(env, opts.Env...)

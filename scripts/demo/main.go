@@ -6,17 +6,13 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -100,7 +96,11 @@ func run() error {
 		return conn.explain(err)
 	}
 
-	weav := &weaviateClient{baseURL: wv.URL(), http: &http.Client{Timeout: 10 * time.Second}}
+	weav, err := newWeaviateClient(wv.GRPC())
+	if err != nil {
+		return err
+	}
+	defer weav.close()
 
 	step("inserting 10 articles (testdata/demo/rows.sql)")
 	if err := execSQLFile(ctx, dsn, filepath.Join(root, "testdata", "demo", "rows.sql")); err != nil {
@@ -468,117 +468,4 @@ func (c *connector) explain(err error) error {
 		lines = lines[len(lines)-30:]
 	}
 	return fmt.Errorf("%w\n--- last lines of the cdc-indexer log (%s) ---\n%s", err, c.logPath, strings.Join(lines, "\n"))
-}
-
-// weaviateClient runs the few GraphQL queries the demo needs.
-type weaviateClient struct {
-	baseURL string
-	http    *http.Client
-}
-
-type object struct {
-	SourceKey  string `json:"source_key"`
-	SourceLSN  string `json:"source_lsn"`
-	ChunkIndex int    `json:"chunk_index"`
-	Text       string `json:"text"`
-	Author     string `json:"author"`
-	Category   string `json:"category"`
-	Additional struct {
-		Score string `json:"score"`
-	} `json:"_additional"`
-}
-
-type group struct {
-	GroupedBy struct {
-		Value string `json:"value"`
-	} `json:"groupedBy"`
-	Meta struct {
-		Count int `json:"count"`
-	} `json:"meta"`
-}
-
-func (w *weaviateClient) graphql(ctx context.Context, query string, into any) error {
-	body, _ := json.Marshal(map[string]string{"query": query})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.baseURL+"/v1/graphql", bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := w.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("weaviate graphql: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("weaviate graphql: %s: %s", resp.Status, raw)
-	}
-	var out struct {
-		Data   json.RawMessage `json:"data"`
-		Errors []struct {
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return fmt.Errorf("weaviate graphql: decode %s: %w", raw, err)
-	}
-	if len(out.Errors) > 0 {
-		// Before the connector creates the collection, queries fail this way.
-		return fmt.Errorf("weaviate graphql: %s", out.Errors[0].Message)
-	}
-	return json.Unmarshal(out.Data, into)
-}
-
-func (w *weaviateClient) count(ctx context.Context) (int, error) {
-	var data struct {
-		Aggregate map[string][]group `json:"Aggregate"`
-	}
-	if err := w.graphql(ctx, `{ Aggregate { `+collection+` { meta { count } } } }`, &data); err != nil {
-		return 0, err
-	}
-	rows := data.Aggregate[collection]
-	if len(rows) == 0 {
-		return 0, nil
-	}
-	return rows[0].Meta.Count, nil
-}
-
-const objectFields = `source_key source_lsn chunk_index text author category _additional { score }`
-
-func (w *weaviateClient) get(ctx context.Context, args string) ([]object, error) {
-	var data struct {
-		Get map[string][]object `json:"Get"`
-	}
-	q := fmt.Sprintf(`{ Get { %s(%s) { %s } } }`, collection, args, objectFields)
-	if err := w.graphql(ctx, q, &data); err != nil {
-		return nil, err
-	}
-	return data.Get[collection], nil
-}
-
-// byKey returns a row's objects (its chunks) in chunk order.
-func (w *weaviateClient) byKey(ctx context.Context, key string) ([]object, error) {
-	objs, err := w.get(ctx, fmt.Sprintf(
-		`where: {path: ["source_key"], operator: Equal, valueText: %q}, limit: 100, sort: [{path: ["chunk_index"], order: asc}]`, key))
-	return objs, err
-}
-
-func (w *weaviateClient) bm25(ctx context.Context, query string, limit int) ([]object, error) {
-	return w.get(ctx, fmt.Sprintf(`bm25: {query: %q, properties: ["text"]}, limit: %d`, query, limit))
-}
-
-func (w *weaviateClient) countPerKey(ctx context.Context) ([]group, error) {
-	var data struct {
-		Aggregate map[string][]group `json:"Aggregate"`
-	}
-	q := `{ Aggregate { ` + collection + `(groupBy: ["source_key"]) { groupedBy { value } meta { count } } } }`
-	if err := w.graphql(ctx, q, &data); err != nil {
-		return nil, err
-	}
-	groups := data.Aggregate[collection]
-	// Keys are bigint text forms: order by length first to sort numerically.
-	slices.SortFunc(groups, func(a, b group) int {
-		return cmp.Or(cmp.Compare(len(a.GroupedBy.Value), len(b.GroupedBy.Value)), strings.Compare(a.GroupedBy.Value, b.GroupedBy.Value))
-	})
-	return groups, nil
 }
