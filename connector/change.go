@@ -85,8 +85,8 @@ type Change struct {
 	// OldKey is set on an update that changed the primary key.
 	OldKey Key
 	// Row holds the new values for insert and update. Columns listed in
-	// Unchanged are absent: PostgreSQL did not send them (unchanged TOAST) and
-	// the old tuple could not supply them either.
+	// Unchanged are absent: PostgreSQL did not send them (unchanged TOAST, or
+	// a generated column) and the old tuple could not supply them either.
 	Row       Row
 	Unchanged []string
 	// Tables lists every table of a truncate (one TRUNCATE may name several).

@@ -17,16 +17,25 @@ type Decoder struct {
 	rels  *relationCache
 	types *TypeMap
 
-	inTx       bool
-	emitted    bool // a Change of the current transaction was returned
-	commitLSN  pglogrepl.LSN
-	commitTime time.Time
+	inTx        bool
+	emitted     bool // a Change of the current transaction was returned
+	commitLSN   pglogrepl.LSN
+	commitTime  time.Time
+	renamedSeen int // how many of rels.renamed Renamed returned
 }
 
 // NewDecoder returns a Decoder for the given configured tables. Changes of
 // other tables are ignored.
 func NewDecoder(tables []TableInfo) *Decoder {
 	return &Decoder{rels: newRelationCache(tables), types: NewTypeMap(tables)}
+}
+
+// Renamed returns the configured tables found under another name (renamed
+// while streaming) since the last call.
+func (d *Decoder) Renamed() []Renamed {
+	r := d.rels.renamed[d.renamedSeen:]
+	d.renamedSeen = len(d.rels.renamed)
+	return r
 }
 
 // InTransaction reports whether a Begin has been decoded whose Commit has not.
@@ -168,7 +177,8 @@ func (d *Decoder) truncate(m *pglogrepl.TruncateMessage) (Message, error) {
 
 // row decodes a new tuple. An unchanged TOASTed column ('u') is taken from
 // the full old tuple when there is one that has it, else it is left out of
-// the Row and listed in unchanged.
+// the Row and listed in unchanged; so are the generated columns the stream
+// does not carry.
 func (d *Decoder) row(r *relation, t *pglogrepl.TupleData, full *pglogrepl.TupleData) (Row, []string, error) {
 	if t == nil {
 		return nil, nil, fmt.Errorf("change without new tuple")
@@ -197,6 +207,7 @@ func (d *Decoder) row(r *relation, t *pglogrepl.TupleData, full *pglogrepl.Tuple
 			return nil, nil, fmt.Errorf("column %q: unexpected tuple data type %q", rc.name, col.DataType)
 		}
 	}
+	unchanged = append(unchanged, r.uncarried...)
 	return row, unchanged, nil
 }
 
@@ -205,10 +216,12 @@ func (d *Decoder) row(r *relation, t *pglogrepl.TupleData, full *pglogrepl.Tuple
 func keyOf(r *relation, row Row, old *pglogrepl.TupleData, oldType uint8) (Key, error) {
 	key := make(Key, len(r.keyIdx))
 	for i, idx := range r.keyIdx {
-		name := r.info.Key[i]
 		if idx < 0 {
-			return nil, fmt.Errorf("primary key column %q is not in the replicated relation", name)
+			return nil, fmt.Errorf("primary key column %q is not in the replicated relation", r.info.Key[i])
 		}
+		// By position: the column may have been renamed since the table
+		// was described (keyPositions).
+		name := r.cols[idx].name
 		v, ok := row[name]
 		if !ok {
 			if old == nil {

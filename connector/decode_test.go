@@ -163,8 +163,15 @@ func TestDecoderErrors(t *testing.T) {
 	if _, err := d.Decode(tuple(wire{'I'}.u32(10).u8('N'), s("1"))); err == nil {
 		t.Error("tuple with a missing column accepted")
 	}
-	// The primary key column was dropped or renamed.
+	// The primary key column was renamed: the column the relation flags as
+	// its identity stands in for it.
 	mustDecode(t, d, relationMsg(10, "public", "t", 'd', relCol{"ident", 23, true}, relCol{"u", 25, false}))
+	m, err := d.Decode(tuple(wire{'I'}.u32(10).u8('N'), s("7"), s("a")))
+	if c, ok := m.(*Change); err != nil || !ok || !reflect.DeepEqual(c.Key, Key{"7"}) {
+		t.Errorf("insert after the key column was renamed: %#v, %v", m, err)
+	}
+	// The primary key column was dropped and nothing is flagged in its place.
+	mustDecode(t, d, relationMsg(10, "public", "t", 'n', relCol{"ident", 23, false}, relCol{"u", 25, false}))
 	if _, err := d.Decode(tuple(wire{'I'}.u32(10).u8('N'), s("1"), s("a"))); err == nil {
 		t.Error("insert without the primary key column accepted")
 	}

@@ -27,7 +27,8 @@ WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`
 // that is not a domain (a domain may be over another domain).
 const describeColumnsSQL = `
 WITH RECURSIVE cols AS (
-	SELECT a.attnum, a.attname, a.atttypid, format_type(a.atttypid, a.atttypmod) AS typname, a.attnotnull
+	SELECT a.attnum, a.attname, a.atttypid, format_type(a.atttypid, a.atttypmod) AS typname, a.attnotnull,
+		a.attgenerated <> '' AS generated
 	FROM pg_catalog.pg_attribute a
 	WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 ), chain AS (
@@ -39,7 +40,7 @@ WITH RECURSIVE cols AS (
 )
 SELECT c.attname, c.atttypid, b.oid, c.typname, b.typcategory::text,
 	CASE WHEN b.typcategory = 'A' AND b.typlen = -1 THEN b.typelem ELSE 0 END,
-	c.attnotnull
+	c.attnotnull, c.generated
 FROM cols c
 JOIN LATERAL (
 	SELECT t.oid, t.typcategory, t.typlen, t.typelem
@@ -90,6 +91,7 @@ func describeTable(ctx context.Context, db Querier, t TableName) (TableInfo, err
 	if err != nil {
 		return info, fmt.Errorf("describe table %s: %w", t, err)
 	}
+	info.OID = relid
 	if replident != "" {
 		info.ReplicaIdentity = replident[0]
 	}
@@ -101,7 +103,7 @@ func describeTable(ctx context.Context, db Querier, t TableName) (TableInfo, err
 	for rows.Next() {
 		var c Column
 		var category string
-		if err := rows.Scan(&c.Name, &c.OID, &c.BaseOID, &c.TypeName, &category, &c.ElemOID, &c.NotNull); err != nil {
+		if err := rows.Scan(&c.Name, &c.OID, &c.BaseOID, &c.TypeName, &category, &c.ElemOID, &c.NotNull, &c.Generated); err != nil {
 			rows.Close()
 			return info, fmt.Errorf("describe columns of %s: %w", t, err)
 		}

@@ -20,6 +20,10 @@ type relation struct {
 	// keyIdx are the positions in cols of info.Key's columns, in key order;
 	// -1 for a key column the relation no longer has.
 	keyIdx []int
+	// uncarried are info's generated columns that the relation's tuples do
+	// not carry: every new row lists them as unchanged, so that their
+	// current values are read from the table like unchanged TOAST values.
+	uncarried []string
 }
 
 type relColumn struct {
@@ -37,15 +41,51 @@ type relColumn struct {
 // describes the tuples that follow it.
 type relationCache struct {
 	tables map[TableName]*TableInfo
+	byOID  map[uint32]*TableInfo
 	rels   map[uint32]*relation
+	// renamed records configured tables whose Relation message came under
+	// another name (the table was renamed while streaming), once each.
+	renamed []Renamed
+}
+
+// Renamed is a configured table that the stream now reports under another
+// name. Its changes go on being indexed under the configured name (the
+// relation ID, its oid, is the same table), but the configuration must
+// follow before the next start.
+type Renamed struct {
+	Configured, Now TableName
 }
 
 func newRelationCache(tables []TableInfo) *relationCache {
-	rc := &relationCache{tables: map[TableName]*TableInfo{}, rels: map[uint32]*relation{}}
+	rc := &relationCache{tables: map[TableName]*TableInfo{}, byOID: map[uint32]*TableInfo{}, rels: map[uint32]*relation{}}
 	for i := range tables {
 		rc.tables[tables[i].Name] = &tables[i]
+		if tables[i].OID != 0 {
+			rc.byOID[tables[i].OID] = &tables[i]
+		}
 	}
 	return rc
+}
+
+// lookup finds the configured table a Relation message describes: by oid
+// first, which survives a rename, else by name.
+func (rc *relationCache) lookup(id uint32, name TableName) *TableInfo {
+	if info, ok := rc.byOID[id]; ok {
+		if info.Name != name && !rc.wasRenamed(info.Name, name) {
+			rc.renamed = append(rc.renamed, Renamed{Configured: info.Name, Now: name})
+		}
+		return info
+	}
+	return rc.tables[name]
+}
+
+func (rc *relationCache) wasRenamed(from, to TableName) bool {
+	for _, r := range rc.renamed {
+		if r.Configured == from && r.Now == to {
+			return true
+		}
+	}
+	return false
 }
 
 // update records a Relation message, replacing what was known of its ID.
@@ -59,18 +99,17 @@ func (rc *relationCache) update(m *pglogrepl.RelationMessage) *relation {
 	for i, c := range m.Columns {
 		r.cols[i] = relColumn{name: c.Name, oid: c.DataType, key: c.Flags&1 != 0}
 	}
-	if info, ok := rc.tables[r.name]; ok {
+	if info := rc.lookup(m.RelationID, r.name); info != nil {
+		// Changes are reported under the configured name, which is what
+		// source_table and the mapping know the table by.
+		r.name = info.Name
 		r.info = info
-		r.keyIdx = make([]int, len(info.Key))
-		for i, k := range info.Key {
-			r.keyIdx[i] = -1
-			for j, c := range r.cols {
-				if c.name == k {
-					r.keyIdx[i] = j
-					break
-				}
+		for _, c := range info.Columns {
+			if c.Generated && !r.has(c.Name) {
+				r.uncarried = append(r.uncarried, c.Name)
 			}
 		}
+		r.keyIdx = keyPositions(info.Key, r.cols)
 	}
 	rc.rels[r.id] = r
 	return r
@@ -84,4 +123,52 @@ func (rc *relationCache) get(id uint32) (*relation, error) {
 		return nil, fmt.Errorf("pgoutput: change for relation %d before its Relation message", id)
 	}
 	return r, nil
+}
+
+// has reports whether the relation's tuples carry the named column.
+func (r *relation) has(name string) bool {
+	for _, c := range r.cols {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// keyPositions finds each key column in cols, in key order; -1 for one that
+// is missing. A key column renamed while streaming is followed: when the
+// columns the relation flags as its replica identity and that match no key
+// name are exactly as many as the missing key columns, they stand in for
+// them in column order (exact for a one-column key, the common case).
+func keyPositions(key []string, cols []relColumn) []int {
+	pos := make([]int, len(key))
+	used := make([]bool, len(cols))
+	var missing []int
+	for i, k := range key {
+		pos[i] = -1
+		for j, c := range cols {
+			if c.name == k {
+				pos[i], used[j] = j, true
+				break
+			}
+		}
+		if pos[i] < 0 {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) == 0 {
+		return pos
+	}
+	var flagged []int
+	for j, c := range cols {
+		if c.key && !used[j] {
+			flagged = append(flagged, j)
+		}
+	}
+	if len(flagged) == len(missing) {
+		for n, i := range missing {
+			pos[i] = flagged[n]
+		}
+	}
+	return pos
 }

@@ -9,11 +9,18 @@ type Column struct {
 	Category byte   // pg_type.typcategory: 'S' string, 'N' numeric, 'B' bool, 'D' date/time, 'A' array, 'E' enum, 'U' user...
 	ElemOID  uint32 // element type OID for arrays, 0 otherwise
 	NotNull  bool
+	// Generated is a generated column (pg_attribute.attgenerated set). The
+	// replication stream does not carry its values (PostgreSQL 15 to 17
+	// leave stored ones out of pgoutput), so they are read from the table.
+	Generated bool
 }
 
 // TableInfo is what the connector knows of a configured table at start.
 type TableInfo struct {
-	Name    TableName
+	Name TableName
+	// OID is the table's pg_class oid, which pgoutput's Relation messages
+	// carry as their relation ID: it names the table across a rename.
+	OID     uint32
 	Columns []Column
 	// Key is the primary key's column names in key order.
 	Key []string

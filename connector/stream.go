@@ -324,6 +324,10 @@ func (ss *session) handle(ctx context.Context, out chan<- Message, data []byte) 
 		if err != nil {
 			return fmt.Errorf("replication stream at %s: %w", xld.WALStart, err)
 		}
+		for _, r := range ss.dec.Renamed() {
+			ss.log.Warn().Stringer("table", r.Configured).Stringer("renamed_to", r.Now).Stringer("lsn", xld.WALStart).
+				Msg("a configured table was renamed while streaming: its changes go on being indexed under the configured name, but the next start will not find it; set tables[].table to the new name before restarting")
+		}
 		ss.advance(xld.ServerWALEnd)
 		ss.advance(xld.WALStart)
 		if msg != nil {

@@ -54,6 +54,9 @@ type harness struct {
 	cfg      *config.Config
 	maps     []mapping
 	listen   string
+	// running is the connector last started in-process: waiting on it
+	// fails at once, with its error, when it exited.
+	running *connector
 }
 
 func newHarness(t *testing.T, schema string, maps ...mapping) *harness {
@@ -149,7 +152,23 @@ func (h *harness) start() *connector {
 	go func() { c.done <- indexer.Run(ctx, h.cfg, log) }()
 	h.t.Cleanup(func() { c.stop(h.t) })
 	h.waitReady(c.done)
+	h.running = c
 	return c
+}
+
+// exited reports the error of a connector that stopped by itself.
+func (c *connector) exited() (error, bool) {
+	if c == nil || c.cancel == nil {
+		return nil, false
+	}
+	select {
+	case err := <-c.done:
+		c.cancel()
+		c.cancel = nil
+		return err, true
+	default:
+		return nil, false
+	}
 }
 
 // stop sends the equivalent of SIGTERM and requires a clean exit.
@@ -194,11 +213,20 @@ var binary = sync.OnceValues(func() (string, error) {
 // startProcess runs the connector binary, so that a test can kill -9 it.
 func (h *harness) startProcess() *exec.Cmd {
 	h.t.Helper()
+	return h.startInstance(h.listen)
+}
+
+// startInstance runs the binary's run command with extra args and its
+// observability endpoints on listen, and waits until /readyz there answers
+// 200 (streaming, or waiting as a standby).
+func (h *harness) startInstance(listen string, args ...string) *exec.Cmd {
+	h.t.Helper()
 	bin, err := binary()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", h.cfgPath)
+	cmd := exec.Command(bin, append([]string{"run", "--config", h.cfgPath}, args...)...)
+	cmd.Env = append(os.Environ(), config.EnvName("observability.listen")+"="+listen)
 	logf, err := os.Create(filepath.Join(h.t.TempDir(), "connector.log"))
 	if err != nil {
 		h.t.Fatal(err)
@@ -214,10 +242,10 @@ func (h *harness) startProcess() *exec.Cmd {
 		<-exited
 		if h.t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
-			h.t.Logf("connector log:\n%s", tail(string(b), 4000))
+			h.t.Logf("connector log (%s):\n%s", listen, tail(string(b), 4000))
 		}
 	})
-	h.waitReady(exited)
+	h.waitReadyAt(listen, exited)
 	return cmd
 }
 
@@ -230,6 +258,12 @@ func tail(s string, n int) string {
 
 func (h *harness) waitReady(exited <-chan error) {
 	h.t.Helper()
+	h.waitReadyAt(h.listen, exited)
+}
+
+// waitReadyAt is waitReady for the instance whose endpoints are on listen.
+func (h *harness) waitReadyAt(listen string, exited <-chan error) {
+	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -237,7 +271,7 @@ func (h *harness) waitReady(exited <-chan error) {
 			h.t.Fatalf("connector exited before ready: %v", err)
 		default:
 		}
-		resp, err := http.Get("http://" + h.listen + "/readyz")
+		resp, err := http.Get("http://" + listen + "/readyz")
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -290,6 +324,9 @@ func (h *harness) waitCaughtUp() {
 	target := h.currentLSN()
 	deadline := time.Now().Add(120 * time.Second)
 	for h.confirmedLSN() < target {
+		if err, ok := h.running.exited(); ok {
+			h.t.Fatalf("connector exited while catching up to %s: %v", target, err)
+		}
 		if time.Now().After(deadline) {
 			h.t.Fatalf("slot confirmed %s, not caught up to %s within 120s", h.confirmedLSN(), target)
 		}
@@ -416,6 +453,37 @@ func (h *harness) diff(m mapping) []string {
 func (h *harness) requireInSync(step string) {
 	h.t.Helper()
 	h.waitCaughtUp()
+	h.requireEqual(step)
+}
+
+// requireConverges is requireInSync for a change that the connector applies
+// in the background rather than from the stream (partitions attached or
+// detached, which write no row changes): it waits up to a minute for
+// Weaviate to equal the tables.
+func (h *harness) requireConverges(step string) {
+	h.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		h.waitCaughtUp()
+		equal := true
+		for _, m := range h.maps {
+			if len(h.diff(m)) > 0 {
+				equal = false
+				break
+			}
+		}
+		if equal || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.requireEqual(step)
+}
+
+// requireEqual requires Weaviate to equal the tables exactly now, as after
+// a snapshot with nothing streaming.
+func (h *harness) requireEqual(step string) {
+	h.t.Helper()
 	for _, m := range h.maps {
 		if p := h.diff(m); len(p) > 0 {
 			if len(p) > 20 {

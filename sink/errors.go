@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode"
 
 	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
 	"google.golang.org/grpc/codes"
@@ -103,14 +104,41 @@ var transientMarkers = []string{
 	"shard not found", "loading", "leader",
 }
 
+// transientMessage reports whether Weaviate's message for an object says it
+// may go through later. Quoted parts are left out of the match: Weaviate
+// quotes the property names and values it complains about, and a rejection
+// of a property named "deadline" or a value "disk full" is as permanent as
+// any other.
 func transientMessage(msg string) bool {
-	m := strings.ToLower(msg)
+	m := strings.ToLower(unquoted(msg))
 	for _, s := range transientMarkers {
 		if strings.Contains(m, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// unquoted is msg without its '...', "..." and `...` parts. A quote
+// after a letter or digit is an apostrophe ("can't"), not an opening one.
+func unquoted(msg string) string {
+	var b strings.Builder
+	var quote, prev rune
+	for _, r := range msg {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case (r == '\'' || r == '"' || r == '`') && !unicode.IsLetter(prev) && !unicode.IsDigit(prev):
+			quote = r
+			b.WriteByte(' ')
+		default:
+			b.WriteRune(r)
+		}
+		prev = r
+	}
+	return b.String()
 }
 
 // transientRequest reports whether a failed request may succeed if retried.

@@ -23,6 +23,9 @@ func TestTransientClassification(t *testing.T) {
 		"store is read-only":        true,
 		"context deadline exceeded": true,
 		"connection refused":        true,
+		`invalid text property 'deadline' on class 'Doc': not a string, but float64`: false,
+		`invalid date property "disk_checked_at": value "timeout" is not a date`:     false,
+		`shard "Doc_x1" is read-only`: true,
 	} {
 		if got := transientMessage(msg); got != want {
 			t.Errorf("transientMessage(%q) = %v", msg, got)

@@ -29,6 +29,7 @@ const (
 	DefaultOpenAIMaxBackoff      = time.Minute
 	DefaultOpenAIBreakerFailures = 5
 	DefaultOpenAIBreakerCooldown = 30 * time.Second
+	DefaultOpenAIIsolateAttempts = 5
 	// maxRetryAfter caps how long one Retry-After answer can pause requests.
 	maxRetryAfter = 10 * time.Minute
 	// probeText is sent alone to tell a rejected input from a provider
@@ -73,6 +74,13 @@ type OpenAIConfig struct {
 	MaxBackoff      time.Duration // longest wait between attempts, and longest breaker cooldown
 	BreakerFailures int           // consecutive failures that open the circuit
 	BreakerCooldown time.Duration // how long an open circuit waits before a trial request
+	// IsolateAttempts is how many times in a row one request may fail
+	// (5xx, timeout, malformed answer; a 429 does not count) before the
+	// provider is asked a one-word probe: if the probe is answered, the
+	// request's content is at fault, not the provider. Default: 5, or
+	// BreakerFailures if lower, which keeps a request failing by its
+	// content from opening the circuit for all when nothing else is sent.
+	IsolateAttempts int
 
 	HTTPClient *http.Client // default: a client without overall timeout (Timeout bounds each request)
 	Logger     *zerolog.Logger
@@ -125,6 +133,15 @@ type EmbedObserver interface {
 // probe is refused too, the provider refuses everything (a wrong model
 // name, unsupported dimensions), which is retried like an outage.
 //
+// Some inputs fail without a 4xx: a self-hosted model whose own tokenizer
+// chokes on one text answers 500, or times out, for that text forever. A
+// request that failed IsolateAttempts times in a row is checked the same
+// way: if the one-word probe is answered, the request is split in halves
+// (each tried a couple of times), down to the inputs that fail alone, which
+// are reported in InputErrors once they failed IsolateAttempts times
+// themselves; if the probe fails too, the provider is down and the request
+// keeps being retried.
+//
 // Answers are matched to inputs by their "index" and must hold exactly one
 // vector of length Dimensions per input.
 type OpenAIEmbedder struct {
@@ -173,6 +190,7 @@ func NewOpenAIEmbedder(cfg OpenAIConfig) (*OpenAIEmbedder, error) {
 	setDefault(&cfg.InitialBackoff, DefaultOpenAIInitialBackoff)
 	setDefault(&cfg.MaxBackoff, DefaultOpenAIMaxBackoff)
 	setDefault(&cfg.BreakerCooldown, DefaultOpenAIBreakerCooldown)
+	setDefault(&cfg.IsolateAttempts, min(DefaultOpenAIIsolateAttempts, cfg.BreakerFailures))
 	if cfg.InitialBackoff > cfg.MaxBackoff {
 		cfg.InitialBackoff = cfg.MaxBackoff
 	}
@@ -289,7 +307,7 @@ func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32
 	out := make([][]float32, len(texts))
 	var rejected InputErrors
 	for _, batch := range e.plan(inputs) {
-		if err := e.embedBatch(ctx, batch, out, &rejected); err != nil {
+		if err := e.embedBatch(ctx, batch, out, &rejected, e.cfg.IsolateAttempts); err != nil {
 			return nil, err
 		}
 	}
@@ -326,9 +344,10 @@ func (e *OpenAIEmbedder) plan(inputs []embedInput) [][]embedInput {
 	return out
 }
 
-// embedBatch embeds batch into out, bisecting on rejected inputs.
-func (e *OpenAIEmbedder) embedBatch(ctx context.Context, batch []embedInput, out [][]float32, rejected *InputErrors) error {
-	vecs, err := e.send(ctx, batch)
+// embedBatch embeds batch into out, bisecting on rejected inputs and on
+// requests that keep failing while the provider answers (isolate: see send).
+func (e *OpenAIEmbedder) embedBatch(ctx context.Context, batch []embedInput, out [][]float32, rejected *InputErrors, isolate int) error {
+	vecs, err := e.send(ctx, batch, isolate)
 	if err == nil {
 		for i, v := range vecs {
 			out[batch[i].index] = v
@@ -336,15 +355,32 @@ func (e *OpenAIEmbedder) embedBatch(ctx context.Context, batch []embedInput, out
 		return nil
 	}
 	var bad *badRequestError
-	if !errors.As(err, &bad) {
+	var failing *failingInputError
+	if !errors.As(err, &bad) && !errors.As(err, &failing) {
 		return err
 	}
 	if len(batch) > 1 {
+		// Halves of a request known to fail get a couple of attempts
+		// each; an input alone gets the full IsolateAttempts before it
+		// is blamed.
 		mid := len(batch) / 2
-		if err := e.embedBatch(ctx, batch[:mid], out, rejected); err != nil {
-			return err
+		for _, half := range [][]embedInput{batch[:mid], batch[mid:]} {
+			n := min(2, e.cfg.IsolateAttempts)
+			if len(half) == 1 {
+				n = e.cfg.IsolateAttempts
+			}
+			if err := e.embedBatch(ctx, half, out, rejected, n); err != nil {
+				return err
+			}
 		}
-		return e.embedBatch(ctx, batch[mid:], out, rejected)
+		return nil
+	}
+	if failing != nil {
+		// send has already seen the probe answered.
+		e.log.Warn().Str("model", e.cfg.Model).Int("attempts", failing.attempts).Err(failing.last).
+			Msg("embedding provider keeps failing on an input it answers otherwise")
+		*rejected = append(*rejected, &InputError{Index: batch[0].index, Err: failing})
+		return nil
 	}
 	// One input refused: its fault, or does the provider refuse anything?
 	if err := e.probe(ctx); err != nil {
@@ -365,7 +401,7 @@ func (e *OpenAIEmbedder) probe(ctx context.Context) error {
 		return nil
 	}
 	for attempt := 1; ; attempt++ {
-		_, err := e.send(ctx, []embedInput{{text: probeText, tokens: CountTokens(probeText)}})
+		_, err := e.send(ctx, []embedInput{{text: probeText, tokens: CountTokens(probeText)}}, 0)
 		if err == nil {
 			e.probeOKAt = time.Now()
 			return nil
@@ -384,6 +420,14 @@ func (e *OpenAIEmbedder) probe(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// answersProbe sends the one-word probe once, outside the breaker (which
+// this request's own failures may be about to open), and reports whether
+// the provider answered it.
+func (e *OpenAIEmbedder) answersProbe(ctx context.Context) bool {
+	_, err := e.do(ctx, []embedInput{{text: probeText, tokens: CountTokens(probeText)}}, CountTokens(probeText))
+	return err == nil
 }
 
 // backoff is the jittered wait after the attempt-th consecutive failure:
@@ -422,13 +466,30 @@ type attemptError struct {
 func (e *attemptError) Error() string { return e.err.Error() }
 func (e *attemptError) Unwrap() error { return e.err }
 
+// failingInputError is a request that failed attempts times in a row while
+// the provider answered a one-word probe: its content is at fault.
+type failingInputError struct {
+	attempts int
+	last     error
+}
+
+func (e *failingInputError) Error() string {
+	return fmt.Sprintf("embedding provider failed %d times in a row on this input while it answered a probe: %v", e.attempts, e.last)
+}
+
+// Permanent reports that sending the same input again does not help.
+func (e *failingInputError) Permanent() bool { return true }
+
 // send embeds one request's inputs, retrying until it succeeds, the
-// provider refuses the content (badRequestError), or ctx ends.
-func (e *OpenAIEmbedder) send(ctx context.Context, batch []embedInput) ([][]float32, error) {
+// provider refuses the content (badRequestError), or ctx ends. With
+// isolate > 0, after every isolate failed attempts in a row the provider is
+// probed; if it answers, send gives up with a failingInputError.
+func (e *OpenAIEmbedder) send(ctx context.Context, batch []embedInput, isolate int) ([][]float32, error) {
 	tokens := 0
 	for _, in := range batch {
 		tokens += in.tokens
 	}
+	failures := 0 // in a row, not counting rate limits
 	for attempt := 1; ; attempt++ {
 		probe, err := e.breaker.acquire(ctx)
 		if err != nil {
@@ -464,6 +525,9 @@ func (e *OpenAIEmbedder) send(ctx context.Context, batch []embedInput) ([][]floa
 				wait = ae.retryAfter + time.Duration(rand.Int64N(int64(ae.retryAfter)/10+1))
 				e.breaker.pause(time.Now().Add(ae.retryAfter))
 			}
+		} else if failures++; isolate > 0 && failures%isolate == 0 && e.answersProbe(ctx) {
+			e.breaker.success(probe) // the provider is up; this content fails
+			return nil, &failingInputError{attempts: failures, last: ae.err}
 		} else {
 			e.breaker.failure(probe)
 		}

@@ -332,6 +332,54 @@ func TestOpenAIIsolatesRejectedInputs(t *testing.T) {
 	t.Logf("%d requests to isolate 2 inputs among 20", len(srv.Requests()))
 }
 
+// A self-hosted model that answers 500 for one input forever (its own
+// tokenizer chokes on it) and answers everything else: after
+// IsolateAttempts failures the probe is answered, the request is bisected,
+// and only that input is reported; the circuit never opens.
+func TestOpenAIIsolatesInputsThatFailWith5xx(t *testing.T) {
+	srv := newServer(t, openaitest.Options{})
+	srv.Hook(func(r *openaitest.Request) *openaitest.Fault {
+		for _, in := range r.Inputs {
+			if strings.Contains(in, "CRASH") {
+				return &openaitest.Fault{Status: 500, Body: `{"error":{"message":"tokenizer panic"}}`}
+			}
+		}
+		return nil
+	})
+	cfg := fastConfig(srv)
+	cfg.IsolateAttempts = cfg.BreakerFailures
+	e, o := newEmbedder(t, cfg)
+	in := texts(16)
+	in[9] += " CRASH"
+	got, err := e.Embed(context.Background(), in)
+	ie, ok := transform.AsInputErrors(err)
+	if !ok {
+		t.Fatalf("error %v, want InputErrors", err)
+	}
+	if !reflect.DeepEqual(ie.Indexes(), []int{9}) || !ie.Permanent() || !strings.Contains(ie[0].Error(), "500") {
+		t.Fatalf("rejected %v (%v), want [9] naming the 500", ie.Indexes(), err)
+	}
+	wantVectors(t, in, got, 9)
+	if e.CircuitOpen() || o.get(func(o *observer) int { return o.opened }) != 0 {
+		t.Error("one failing input opened the circuit")
+	}
+	t.Logf("%d requests to isolate 1 input among 16", len(srv.Requests()))
+}
+
+// A provider that answers 500 to everything, the probe included, is down:
+// no input is blamed, Embed waits until its context ends.
+func TestOpenAIOutageIsNotBlamedOnInputs(t *testing.T) {
+	srv := newServer(t, openaitest.Options{})
+	srv.Hook(func(r *openaitest.Request) *openaitest.Fault { return &openaitest.Fault{Status: 500} })
+	e, _ := newEmbedder(t, fastConfig(srv))
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	_, err := e.Embed(ctx, texts(4))
+	if _, ok := transform.AsInputErrors(err); ok || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v; want the context's deadline", err)
+	}
+}
+
 // A provider that refuses everything (here: an unknown model) is a
 // configuration problem, not bad data: no input is reported as rejected;
 // Embed keeps trying until its context ends.

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -193,6 +194,9 @@ func (r *Renderer) MetadataFields() []MetadataField {
 // RFC 3339 cannot hold leave the property out; NULL or unconvertible array
 // elements are skipped.
 func (r *Renderer) Render(row connector.Row, key connector.Key, lsn pglogrepl.LSN) (*Document, error) {
+	if err := r.checkColumns(row); err != nil {
+		return nil, fmt.Errorf("render %s key %s: %w", r.table, key.String(), err)
+	}
 	data := r.data(row)
 	var b strings.Builder
 	if err := r.tmpl.Execute(&b, data); err != nil {
@@ -219,6 +223,32 @@ func (r *Renderer) Render(row connector.Row, key connector.Key, lsn pglogrepl.LS
 		ContentHash: ContentHash(text, md, r.modelID),
 		LSN:         lsn,
 	}, nil
+}
+
+// ErrColumnMissing is wrapped by Render's error for a row that lacks a
+// column the mapping reads.
+var ErrColumnMissing = errors.New("column missing from the row")
+
+// checkColumns refuses a row without a column the template (when it names
+// its columns) or the metadata reads: the column was dropped or renamed
+// while streaming, and rendering it as "" would index a blanked document.
+func (r *Renderer) checkColumns(row connector.Row) error {
+	missing := func(name string) error {
+		return fmt.Errorf("%w: %q was dropped or renamed while streaming; update the mapping's template or metadata to the table's columns and restart, then `cdc-indexer deadletters retry`", ErrColumnMissing, name)
+	}
+	if !r.dynamic {
+		for _, name := range r.used {
+			if _, ok := row[name]; !ok {
+				return missing(name)
+			}
+		}
+	}
+	for _, m := range r.metadata {
+		if _, ok := row[m.name]; !ok {
+			return missing(m.name)
+		}
+	}
+	return nil
 }
 
 // data builds the template's map: the columns it reads (all of them for a

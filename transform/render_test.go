@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"errors"
 	"math"
 	"reflect"
 	"strings"
@@ -172,12 +173,14 @@ func TestRenderValues(t *testing.T) {
 	}
 }
 
-func TestRenderNullsAndAbsentColumnsAreEmpty(t *testing.T) {
+func TestRenderNullsAreEmpty(t *testing.T) {
 	row := connector.Row{
-		"title": null,
-		"views": null,
-		"tags":  null,
-		"doc":   null,
+		"title":     null,
+		"views":     null,
+		"tags":      null,
+		"doc":       null,
+		"body":      null,
+		"Body Text": null,
 	}
 	for _, tmpl := range []string{
 		`{{.title}}{{.views}}{{.tags}}{{.doc}}{{.body}}`,
@@ -191,6 +194,24 @@ func TestRenderNullsAndAbsentColumnsAreEmpty(t *testing.T) {
 		if strings.Contains(got, "no value") {
 			t.Errorf("%s printed <no value>", tmpl)
 		}
+	}
+}
+
+// A row without a column the mapping reads comes from a table whose column
+// was dropped or renamed while streaming: blanking it would index a wrong
+// document, so the row is refused, naming the column and the fix.
+func TestRenderRefusesRowWithoutAReadColumn(t *testing.T) {
+	row := connector.Row{"title": v("T", nil, pgtype.TextOID)}
+	for _, tmpl := range []string{`{{.title}} {{.body}}`, `{{index . "Body Text"}}`} {
+		r := mustRenderer(t, tmpl)
+		_, err := r.Render(row, connector.Key{"1"}, 0)
+		if !errors.Is(err, ErrColumnMissing) || !strings.Contains(err.Error(), "dropped or renamed") {
+			t.Errorf("%s over a row without the column: err %v, want ErrColumnMissing with the fix", tmpl, err)
+		}
+	}
+	// A dynamic template reads what the row has.
+	if got := render(t, `{{range $k, $v := .}}{{$v}}{{end}}`, row); got != "T" {
+		t.Errorf("dynamic template = %q, want T", got)
 	}
 }
 

@@ -107,7 +107,7 @@ GRANT SELECT ON articles TO app;`)
 	checkLine(t, stdout, "FAIL", "postgres replication privilege", "role app has neither REPLICATION nor superuser", "fix: ALTER ROLE app REPLICATION;")
 	checkLine(t, stdout, "FAIL", "tables[0] public.articles replica identity", "NOTHING", "fix: ALTER TABLE public.articles REPLICA IDENTITY FULL;")
 	checkLine(t, stdout, "PASS", "tables[0] public.articles primary key")
-	checkLine(t, stdout, "FAIL", "publication cdc_indexer", "fix: CREATE PUBLICATION cdc_indexer FOR TABLE public.articles;")
+	checkLine(t, stdout, "FAIL", "publication cdc_indexer", "fix: CREATE PUBLICATION cdc_indexer FOR TABLE public.articles WITH (publish_via_partition_root = true);")
 	checkLine(t, stdout, "PASS", "weaviate rest")
 	for _, line := range strings.Split(stdout, "\n") {
 		if strings.HasPrefix(line, "FAIL") && !strings.Contains(line, "| fix: ") {

@@ -92,6 +92,7 @@ func (b *backfiller) waitForLock(ctx context.Context) *snapshot.Lock {
 // serve polls for work until ctx ends.
 func (b *backfiller) serve(ctx context.Context) {
 	holder := false
+	var partitions *partitionWatch
 	tick := time.NewTicker(backfillPoll)
 	defer tick.Stop()
 	for {
@@ -111,6 +112,12 @@ func (b *backfiller) serve(ctx context.Context) {
 		}
 		if b.lock != nil && !holder && ctx.Err() == nil {
 			holder = b.takeOver(ctx)
+		}
+		if holder && ctx.Err() == nil {
+			if partitions == nil {
+				partitions = b.newPartitionWatch(ctx)
+			}
+			b.checkPartitions(ctx, partitions)
 		}
 		for holder && ctx.Err() == nil && b.serveOne(ctx) {
 		}
@@ -230,8 +237,22 @@ func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int6
 			b.log.Debug().Err(err).Msg("reporting backfill progress")
 		}
 	}}
+	// Rows the state holds and the snapshot does not (a detached
+	// partition's) leave the index through the backfill lane, which keeps
+	// any the stream wrote after the snapshot.
+	remove := func(ctx context.Context, t *pipeline.Table, keys []string) error {
+		rows := make([]pipeline.BackfillRow, 0, len(keys))
+		for _, k := range keys {
+			key, err := pipeline.ParseSourceKey(t.Info, k)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, pipeline.BackfillRow{Key: key, Gone: true})
+		}
+		return b.pipe.Backfill(ctx, t, rows, x.At)
+	}
 	_, err = snapshot.Run(ctx, snapshot.Config{
-		DSN: pg.DSN, Store: b.store, Apply: b.pipe, Progress: progress, Log: b.log,
+		DSN: pg.DSN, Store: b.store, Apply: b.pipe, Remove: remove, Progress: progress, Log: b.log,
 	}, x, []*pipeline.Table{t})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()

@@ -91,6 +91,10 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	failed := rowFailures{}
 	renderStart := time.Now()
 	for i, it := range items {
+		if it.backfill != nil && p.newerThan(t, prev, keys[i], it.lsn.LSN) {
+			skippedOps = append(skippedOps, it.op)
+			continue // the index already has a newer version of this row
+		}
 		if it.remove {
 			appliedOps = append(appliedOps, it.op)
 			// Removed even when no state is recorded: a crash between
@@ -103,12 +107,6 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 		row := rows[i]
 		if row == nil {
 			continue // deleted since; the stream carries that delete next
-		}
-		if it.backfill != nil {
-			if old, ok := prev[keys[i]]; (ok && old.LSN > it.lsn.LSN) || p.truncatedSince(t, it.lsn.LSN) {
-				skippedOps = append(skippedOps, it.op)
-				continue // the index already has a newer version of this row
-			}
 		}
 		doc, err := t.Renderer.Render(row, it.key, it.lsn.LSN)
 		if err != nil {
@@ -210,7 +208,7 @@ func (p *Pipeline) completeRows(ctx context.Context, t *Table, items []item) ([]
 	}
 	current, err := p.fetch(ctx, t.Info, missing)
 	if err != nil {
-		return nil, fmt.Errorf("re-read %d rows of %s for unchanged TOAST values: %w", len(missing), t.SourceTable, err)
+		return nil, fmt.Errorf("re-read %d rows of %s for values the stream did not carry (unchanged TOAST, generated columns): %w", len(missing), t.SourceTable, err)
 	}
 	for i, it := range items {
 		if it.remove || !t.needsRow(it.unchanged) {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
 )
 
 // BackfillRow is one row a snapshot read.
@@ -20,6 +21,10 @@ type BackfillRow struct {
 	// the row is written even if its hash is the recorded one, and its
 	// surplus chunks are found by query.
 	Unrecorded bool
+	// Gone says that the snapshot does not hold the row (Row is nil): it
+	// is removed from the index unless a change committed after the
+	// snapshot was applied to it since.
+	Gone bool
 }
 
 // Backfill applies rows a snapshot read at position at, and returns once all
@@ -35,10 +40,12 @@ type BackfillRow struct {
 // before `at` that the stream delivers later overwrite the snapshot's copy
 // with an older version, but the stream then reaches `at` too, so the index
 // converges to the row's current document either way.
-func (p *Pipeline) Backfill(ctx context.Context, table connector.TableName, rows []BackfillRow, at pglogrepl.LSN) error {
-	t, ok := p.tables[table]
-	if !ok {
-		return fmt.Errorf("backfill: %s is not a configured table", table)
+//
+// t is the mapping to fill: a table in several mappings is backfilled once
+// per mapping, each against its own state.
+func (p *Pipeline) Backfill(ctx context.Context, t *Table, rows []BackfillRow, at pglogrepl.LSN) error {
+	if p.tableFor(t.Collection, t.SourceTable) != t {
+		return fmt.Errorf("backfill: %s -> %s is not a mapping of this pipeline", t.SourceTable, t.Collection)
 	}
 	if len(rows) == 0 {
 		return nil
@@ -46,7 +53,7 @@ func (p *Pipeline) Backfill(ctx context.Context, table connector.TableName, rows
 	var wg sync.WaitGroup
 	wg.Add(len(rows))
 	for _, r := range rows {
-		it := item{table: t, op: opSnapshot, key: r.Key, row: r.Row, lsn: Position{LSN: at}, backfill: &wg, unrecorded: r.Unrecorded}
+		it := item{table: t, op: opSnapshot, key: r.Key, row: r.Row, remove: r.Gone, lsn: Position{LSN: at}, backfill: &wg, unrecorded: r.Unrecorded}
 		select {
 		case p.backfillQueues[p.route(t, r.Key)] <- it:
 		case <-ctx.Done():
@@ -77,6 +84,16 @@ func (p *Pipeline) stopErr() error {
 		return fmt.Errorf("backfill: pipeline stopped: %w", p.runErr)
 	}
 	return errors.New("backfill: pipeline stopped")
+}
+
+// newerThan reports whether the index holds a newer version of a row than
+// a snapshot read at lsn: a change or removal recorded after lsn, or a
+// truncate of the table after lsn.
+func (p *Pipeline) newerThan(t *Table, prev map[string]state.DocState, key string, lsn pglogrepl.LSN) bool {
+	if old, ok := prev[key]; ok && old.LSN > lsn {
+		return true
+	}
+	return p.truncatedSince(t, lsn)
 }
 
 // truncatedSince reports whether the table was truncated after lsn: a

@@ -24,6 +24,15 @@ import (
 // attempt already.
 const DeadLetterAttempts = 3
 
+// IsolateAttempts is how many times in a row a batch may fail with an error
+// that is not a rejection (a 5xx, a 413 from a proxy, a reset connection)
+// before the pipeline suspects its content rather than a dependency: a
+// batch of several rows is then applied in halves, down to the rows that
+// fail alone, and a row that fails alone IsolateAttempts times while other
+// batches get through is dead-lettered. While nothing gets through (an
+// outage), nothing is dead-lettered: the row waits like every other.
+const IsolateAttempts = 5
+
 // DeadLetterStore is what the pipeline needs of the state to keep dead
 // letters; *state.Store has it. A State without it logs dead letters only.
 type DeadLetterStore interface {
@@ -36,6 +45,9 @@ type DeadLetterStore interface {
 // are waiting for a dependency, and which tables may have dead letters.
 type resilience struct {
 	retrying atomic.Int32
+	// applied counts batches applied, by every worker: a row that keeps
+	// failing while it grows is failing by its content.
+	applied atomic.Int64
 
 	mu      sync.Mutex
 	letters map[*Table]bool // table -> may have dead letters; absent: not known yet
@@ -98,6 +110,12 @@ func (f rowFailures) errWith(applied, skipped []connector.Op) error {
 // they do not block the rows after them. Any other permanent failure stops
 // the pipeline.
 func (p *Pipeline) applyRows(ctx context.Context, t *Table, items []item) error {
+	return p.applyRowsSince(ctx, t, items, p.res.applied.Load())
+}
+
+// applyRowsSince is applyRows for rows failing since the applied count was
+// since: a batch applied after that shows the dependencies answer.
+func (p *Pipeline) applyRowsSince(ctx context.Context, t *Table, items []item, since int64) error {
 	var (
 		wait     backoff
 		strikes  int
@@ -112,6 +130,7 @@ func (p *Pipeline) applyRows(ctx context.Context, t *Table, items []item) error 
 	for attempt := 1; ; attempt++ {
 		err := p.applyTable(ctx, t, items)
 		if err == nil {
+			p.res.applied.Add(1)
 			if attempt > 1 {
 				p.log.Info().Str("table", t.SourceTable).Int("attempt", attempt).Msg("applied after retrying")
 			}
@@ -133,6 +152,14 @@ func (p *Pipeline) applyRows(ctx context.Context, t *Table, items []item) error 
 			return err
 		case isPermanent(err):
 			return err
+		case attempt >= IsolateAttempts && len(items) > 1:
+			p.log.Warn().Err(err).Str("table", t.SourceTable).Int("rows", len(items)).Int("attempts", attempt).
+				Msg("batch keeps failing: applying it in halves to find the rows at fault")
+			return p.applyHalves(ctx, t, items, since)
+		case attempt >= IsolateAttempts && p.res.applied.Load() > since:
+			p.log.Error().Err(err).Str("table", t.SourceTable).Str("key", items[0].key.String()).Int("attempts", attempt).
+				Msg("row keeps failing while other rows are applied: dead-lettering it")
+			return p.deadLetter(ctx, t, items, rowFailures{0: err}, attempt)
 		default:
 			if !stalling && attempt >= 3 {
 				stalling = true
@@ -146,6 +173,33 @@ func (p *Pipeline) applyRows(ctx context.Context, t *Table, items []item) error 
 			return err
 		}
 	}
+}
+
+// applyHalves applies a batch that keeps failing as two smaller ones, so
+// that the rows at fault end up alone while the others are applied. Each
+// half is tried once first: a half that goes through is the evidence that
+// the dependencies answer, which the other half's rows need before they
+// are dead-lettered. A half that fails is retried (and, if it keeps
+// failing, halved again).
+func (p *Pipeline) applyHalves(ctx context.Context, t *Table, items []item, since int64) error {
+	mid := len(items) / 2
+	var failing [][]item
+	for _, half := range [][]item{items[:mid], items[mid:]} {
+		if err := p.applyTable(ctx, t, half); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failing = append(failing, half)
+			continue
+		}
+		p.res.applied.Add(1)
+	}
+	for _, half := range failing {
+		if err := p.applyRowsSince(ctx, t, half, since); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deadLetter records rows that cannot be indexed: their objects are removed
@@ -352,12 +406,17 @@ func (p *Pipeline) bisectEmbed(ctx context.Context, docs []*transform.Document, 
 	return nil
 }
 
-// rejectedWrites handles Weaviate's refusal of some objects: when every
-// rejection is permanent, the rows they belong to go to failed and the
-// documents Weaviate stored are returned. Otherwise err is returned.
+// rejectedWrites handles Weaviate's refusal of some objects: the rows they
+// belong to go to failed and the documents Weaviate stored are returned.
+// A rejection that looked temporary is isolated too when Weaviate stored
+// other rows of the same write: Weaviate answers, and a row it keeps
+// refusing alone must not hold up the rest forever (it is retried with its
+// batch and dead-lettered after DeadLetterAttempts). When every row was
+// refused for a reason that may pass, err is returned and the whole write
+// is retried.
 func rejectedWrites(err error, writes []*transform.Document, writeAt []int, failed rowFailures) ([]*transform.Document, []int, error) {
 	var we *sink.WriteError
-	if !errors.As(err, &we) || !we.Permanent() {
+	if !errors.As(err, &we) {
 		return writes, writeAt, err
 	}
 	type rowKey struct{ collection, table, key string }
@@ -378,6 +437,12 @@ func rejectedWrites(err error, writes []*transform.Document, writeAt []int, fail
 	}
 	if len(keep) == len(writes) {
 		return writes, writeAt, err // none of ours: cannot isolate
+	}
+	if len(keep) == 0 && !we.Permanent() {
+		for _, at := range writeAt {
+			delete(failed, at)
+		}
+		return writes, writeAt, err // Weaviate took nothing: wait for it
 	}
 	return keep, keepAt, nil
 }
@@ -431,9 +496,11 @@ func (p *Pipeline) Redrive(ctx context.Context, letters []state.DeadLetter, at p
 }
 
 func (p *Pipeline) tableFor(collection, sourceTable string) *Table {
-	for _, t := range p.tables {
-		if t.Collection == collection && t.SourceTable == sourceTable {
-			return t
+	for _, mappings := range p.tables {
+		for _, t := range mappings {
+			if t.Collection == collection && t.SourceTable == sourceTable {
+				return t
+			}
 		}
 	}
 	return nil

@@ -45,11 +45,24 @@ func TestRejectedWritesIsolatesRows(t *testing.T) {
 		t.Fatalf("failed = %v", failed)
 	}
 
-	// A transient rejection is retried as a whole, not dead-lettered.
+	// A rejection that looks transient while Weaviate stored the other
+	// rows is isolated too: Weaviate answers, and a row it keeps refusing
+	// alone must not hold up the rest.
 	we.Objects[0].Transient = true
 	failed = rowFailures{}
-	if _, _, err := rejectedWrites(we, writes, at, failed); err == nil || len(failed) != 0 {
-		t.Fatalf("transient rejection: err %v, failed %v", err, failed)
+	keep, _, err = rejectedWrites(we, writes, at, failed)
+	if err != nil || len(keep) != 2 || len(failed) != 1 || failed[11] == nil {
+		t.Fatalf("transient rejection beside stored rows: err %v, kept %d, failed %v", err, len(keep), failed)
+	}
+	// When every row was refused for a reason that may pass, the whole
+	// write is retried and nothing is marked failed.
+	all := &sink.WriteError{}
+	for _, k := range []string{"1", "2", "3"} {
+		all.Objects = append(all.Objects, &sink.ObjectError{Collection: "C", SourceTable: "public.t", SourceKey: k, Message: "store is read-only", Transient: true})
+	}
+	failed = rowFailures{}
+	if _, _, err := rejectedWrites(all, writes, at, failed); err == nil || len(failed) != 0 {
+		t.Fatalf("transient rejection of every row: err %v, failed %v", err, failed)
 	}
 	// Any other error is passed on.
 	if _, _, err := rejectedWrites(errors.New("connection refused"), writes, at, failed); err == nil {

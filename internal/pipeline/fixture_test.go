@@ -33,6 +33,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, template string) *fixture {
 	t.Helper()
+	url, grpc := testenv.Weaviate(t)
+	return newFixtureOn(t, template, url, grpc)
+}
+
+// newFixtureOn is newFixture against the given Weaviate.
+func newFixtureOn(t *testing.T, template, url, grpc string) *fixture {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	pool, err := pgxpool.New(ctx, testenv.Postgres(t))
@@ -55,7 +62,6 @@ func newFixture(t *testing.T, template string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url, grpc := testenv.Weaviate(t)
 	w, err := sink.New(ctx, sink.Config{URL: url, GRPC: grpc})
 	if err != nil {
 		t.Fatal(err)

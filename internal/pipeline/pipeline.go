@@ -51,8 +51,10 @@ type Config struct {
 
 // Pipeline applies changes of the configured tables.
 type Pipeline struct {
-	cfg      Config
-	tables   map[connector.TableName]*Table
+	cfg Config
+	// tables holds every mapping of each source table: a table may be
+	// indexed into several collections, each kept in step on its own.
+	tables   map[connector.TableName][]*Table
 	embedder transform.Embedder
 	chunker  *transform.Chunker
 	sink     Sink
@@ -105,7 +107,7 @@ func New(cfg Config, d Deps) *Pipeline {
 		cfg.EmbedBatch = 128
 	}
 	p := &Pipeline{
-		cfg: cfg, tables: map[connector.TableName]*Table{},
+		cfg: cfg, tables: map[connector.TableName][]*Table{},
 		embedder: d.Embedder, chunker: d.Chunker, sink: d.Sink, state: d.State,
 		fetch: d.Fetch, tracker: d.Tracker, metrics: d.Metrics, log: d.Log, seed: maphash.MakeSeed(),
 	}
@@ -114,7 +116,7 @@ func New(cfg Config, d Deps) *Pipeline {
 	}
 	observeEmbedder(p.embedder, p.metrics) // embed.go
 	for _, t := range d.Tables {
-		p.tables[t.Info.Name] = t
+		p.tables[t.Info.Name] = append(p.tables[t.Info.Name], t)
 	}
 	p.queues = make([]chan item, cfg.Workers)
 	p.backfillQueues = make([]chan item, cfg.Workers)
@@ -216,13 +218,16 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 				}
 				continue
 			}
-			t, ok := p.tables[m.Table]
-			if !ok {
+			mappings := p.tables[m.Table]
+			if len(mappings) == 0 {
 				continue // not configured: the publication may hold more tables than we index
 			}
-			p.metrics.CountReceived(t.SourceTable, m.Op.String())
+			p.metrics.CountReceived(mappings[0].SourceTable, m.Op.String())
 			p.metrics.Lag.Received(m.CommitLSN, m.CommitTime)
-			items := p.itemsFor(t, m)
+			var items []item
+			for _, t := range mappings {
+				items = append(items, p.itemsFor(t, m)...)
+			}
 			tx := p.tracker.Add(m.CommitLSN, len(items))
 			for _, it := range items {
 				it.tx = tx
@@ -262,27 +267,37 @@ func (p *Pipeline) truncate(ctx context.Context, c *connector.Change) error {
 	}
 	tx := p.tracker.Add(c.CommitLSN, 1)
 	for _, name := range c.Tables {
-		t, ok := p.tables[name]
-		if !ok {
+		mappings := p.tables[name]
+		if len(mappings) == 0 {
 			continue
 		}
-		p.metrics.CountReceived(t.SourceTable, c.Op.String())
-		p.truncMu.Lock()
-		p.truncatedAt[t] = c.CommitLSN
-		p.truncMu.Unlock()
-		p.applying.Lock() // let batches that started before the mark finish
-		p.applying.Unlock()
-		err := retry(ctx, p.log, "truncate "+name.String(), func() error {
-			if err := p.sink.DeleteTable(ctx, t.Collection, t.SourceTable); err != nil {
+		p.metrics.CountReceived(mappings[0].SourceTable, c.Op.String())
+		for _, t := range mappings {
+			if err := p.truncateMapping(ctx, t, c.CommitLSN); err != nil {
 				return err
 			}
-			return p.state.DeleteTable(ctx, t.Collection, t.SourceTable)
-		})
-		if err != nil {
-			return fmt.Errorf("truncate %s: %w", name, err)
 		}
-		p.metrics.Changes.WithLabelValues(t.SourceTable, c.Op.String(), metrics.OutcomeApplied).Inc()
+		p.metrics.Changes.WithLabelValues(mappings[0].SourceTable, c.Op.String(), metrics.OutcomeApplied).Inc()
 	}
 	p.tracker.Done(tx, 1)
+	return nil
+}
+
+// truncateMapping empties one mapping of a table truncated at lsn.
+func (p *Pipeline) truncateMapping(ctx context.Context, t *Table, lsn pglogrepl.LSN) error {
+	p.truncMu.Lock()
+	p.truncatedAt[t] = lsn
+	p.truncMu.Unlock()
+	p.applying.Lock() // let batches that started before the mark finish
+	p.applying.Unlock()
+	err := retry(ctx, p.log, "truncate "+t.SourceTable+" in "+t.Collection, func() error {
+		if err := p.sink.DeleteTable(ctx, t.Collection, t.SourceTable); err != nil {
+			return err
+		}
+		return p.state.DeleteTable(ctx, t.Collection, t.SourceTable)
+	})
+	if err != nil {
+		return fmt.Errorf("truncate %s in %s: %w", t.SourceTable, t.Collection, err)
+	}
 	return nil
 }

@@ -80,7 +80,7 @@ func TestResumedSnapshotRemovesUnrecordedChunks(t *testing.T) {
 		run := f.pipeline(t, Config{}, st)
 		c := f.row(connector.OpInsert, 1, title, "{}")
 		rows := []BackfillRow{{Key: c.Key, Row: c.Row, Unrecorded: unrecorded}}
-		if err := run.p.Backfill(f.ctx, f.info.Name, rows, 100); err != nil {
+		if err := run.p.Backfill(f.ctx, f.table, rows, 100); err != nil {
 			t.Fatal(err)
 		}
 		run.stop()

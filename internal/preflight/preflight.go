@@ -170,7 +170,7 @@ func WALLevel(ctx context.Context, db *pgx.Conn) Result {
 		return fail(check, "", "cannot read wal_level: %s", oneLine(err))
 	}
 	if level != "logical" {
-		return fail(check, "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (on a managed service set the parameter group's logical replication option)",
+		return fail(check, "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (RDS/Aurora: set rds.logical_replication = 1 in the parameter group and reboot; Cloud SQL: set the flag cloudsql.logical_decoding = on; Azure: set wal_level = logical in the server parameters)",
 			"wal_level is %s; logical replication needs logical", level)
 	}
 	return pass(check, "wal_level is logical")
@@ -371,10 +371,10 @@ func Publication(ctx context.Context, db *pgx.Conn, pub string, tables []connect
 		list = append(list, t.String())
 	}
 	tableList := strings.Join(list, ", ")
-	var all, ins, upd, del, trunc, owner bool
-	err := db.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate,
+	var all, ins, upd, del, trunc, viaRoot, owner bool
+	err := db.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot,
 	pg_has_role(pubowner, 'USAGE')
-FROM pg_catalog.pg_publication WHERE pubname = $1`, pub).Scan(&all, &ins, &upd, &del, &trunc, &owner)
+FROM pg_catalog.pg_publication WHERE pubname = $1`, pub).Scan(&all, &ins, &upd, &del, &trunc, &viaRoot, &owner)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return publicationMissing(ctx, db, check, q, tables, tableList)
 	}
@@ -385,16 +385,21 @@ FROM pg_catalog.pg_publication WHERE pubname = $1`, pub).Scan(&all, &ins, &upd, 
 		return fail(check, fmt.Sprintf("ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate');", q),
 			"publication %s does not publish every operation (insert %t, update %t, delete %t, truncate %t)", q, ins, upd, del, trunc)
 	}
+	if !viaRoot {
+		parts, err := connector.Partitioned(ctx, db, tables)
+		if err != nil {
+			return fail(check, "", "cannot read table kinds: %s", oneLine(err))
+		}
+		if len(parts) > 0 {
+			return fail(check, fmt.Sprintf("ALTER PUBLICATION %s SET (publish_via_partition_root = true); once the connector has caught up with writes to %s (or use a new publication and re-snapshot)", q, parts[0]),
+				"publication %s publishes partitioned table %s under its partitions' names (publish_via_partition_root is off); its changes would be missed", q, parts[0])
+		}
+	}
 	if all {
 		return pass(check, "publication %s exists FOR ALL TABLES", q)
 	}
-	rows, err := db.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, pub)
+	have, err := connector.PublishedTables(ctx, db, pub)
 	if err != nil {
-		return fail(check, "", "cannot read publication %s: %s", q, oneLine(err))
-	}
-	have := map[connector.TableName]bool{}
-	var tn connector.TableName
-	if _, err := pgx.ForEachRow(rows, []any{&tn.Schema, &tn.Name}, func() error { have[tn] = true; return nil }); err != nil {
 		return fail(check, "", "cannot read publication %s: %s", q, oneLine(err))
 	}
 	var missing []string
@@ -428,7 +433,7 @@ func publicationMissing(ctx context.Context, db *pgx.Conn, check, q string, tabl
 	if err != nil {
 		return fail(check, "", "cannot read table owners: %s", oneLine(err))
 	}
-	fix := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s; (as the owner of the tables, with CREATE on the database)", q, tableList)
+	fix := fmt.Sprintf("CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true); (as the owner of the tables, with CREATE on the database)", q, tableList)
 	if len(tables) == 0 {
 		return fail(check, fix, "publication %s does not exist, and no configured table exists to publish", q)
 	}

@@ -249,7 +249,7 @@ func TestPublication(t *testing.T) {
 
 	expect(t, Publication(ctx, db, "pub", ab), Pass, "will be created for public.a, public.b")
 	_, plainDSN := role(t, db, dsn, "")
-	expect(t, Publication(ctx, connect(t, plainDSN), "pub", ab), Fail, "may not create it", "CREATE PUBLICATION pub FOR TABLE public.a, public.b;")
+	expect(t, Publication(ctx, connect(t, plainDSN), "pub", ab), Fail, "may not create it", "CREATE PUBLICATION pub FOR TABLE public.a, public.b WITH (publish_via_partition_root = true);")
 
 	exec(t, db, `CREATE PUBLICATION pub FOR TABLE a`)
 	expect(t, Publication(ctx, db, "pub", ab), Pass, "public.b will be added")
@@ -259,6 +259,16 @@ func TestPublication(t *testing.T) {
 
 	exec(t, db, `ALTER PUBLICATION pub SET (publish = 'insert, update')`)
 	expect(t, Publication(ctx, db, "pub", ab), Fail, "delete false", "ALTER PUBLICATION pub SET (publish = 'insert, update, delete, truncate');")
+
+	// A partitioned table published under its partitions' names would be
+	// missed: the check says so and names the setting that fixes it.
+	exec(t, db, `CREATE TABLE p (id int PRIMARY KEY) PARTITION BY RANGE (id);
+CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);
+CREATE PUBLICATION leaves FOR TABLE p`)
+	parted := []connector.TableName{{Schema: "public", Name: "p"}}
+	expect(t, Publication(ctx, db, "leaves", parted), Fail, "partitioned table public.p", "publish_via_partition_root = true")
+	exec(t, db, `ALTER PUBLICATION leaves SET (publish_via_partition_root = true)`)
+	expect(t, Publication(ctx, db, "leaves", parted), Pass, "publishes every configured table")
 }
 
 func TestSlot(t *testing.T) {
@@ -314,7 +324,7 @@ func TestWeaviate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, WeaviateREST(ctx, config.Weaviate{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0])}), Fail, "unreachable", "weaviate.url")
+	expect(t, WeaviateREST(ctx, config.Weaviate{URL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), GRPC: w.GRPC}), Fail, "unreachable", "weaviate.url")
 	badGRPC := w
 	badGRPC.GRPC = fmt.Sprintf("127.0.0.1:%d", ports[1])
 	expect(t, WeaviateGRPC(ctx, badGRPC), Fail, "gRPC", "weaviate.grpc")
@@ -379,7 +389,7 @@ func TestRunCreatesNothing(t *testing.T) {
 	if slots+pubs+schemas != 0 {
 		t.Errorf("check created something: %d slots, %d publications, %d schemas", slots, pubs, schemas)
 	}
-	s, err := sink.New(ctx, sink.Config{URL: w.URL})
+	s, err := sink.New(ctx, w.SinkConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -23,10 +22,8 @@ type Lookup func(ctx context.Context, collection, sourceTable string, keys []str
 type DryRun struct {
 	chunker *transform.Chunker
 	lookup  Lookup // optional: rows whose document is indexed already are skipped
-	tables  map[connector.TableName]*pipeline.Table
-
-	mu     sync.Mutex
-	counts map[connector.TableName]*Counts
+	mu      sync.Mutex
+	counts  map[*pipeline.Table]*Counts // per mapping
 }
 
 // Counts is what a dry run found for one table.
@@ -41,19 +38,17 @@ type Counts struct {
 
 // NewDryRun counts for tables; lookup may be nil.
 func NewDryRun(tables []*pipeline.Table, chunker *transform.Chunker, lookup Lookup) *DryRun {
-	d := &DryRun{chunker: chunker, lookup: lookup, tables: map[connector.TableName]*pipeline.Table{}, counts: map[connector.TableName]*Counts{}}
+	d := &DryRun{chunker: chunker, lookup: lookup, counts: map[*pipeline.Table]*Counts{}}
 	for _, t := range tables {
-		d.tables[t.Info.Name] = t
-		d.counts[t.Info.Name] = &Counts{}
+		d.counts[t] = &Counts{}
 	}
 	return d
 }
 
 // Backfill counts rows as the pipeline would index them.
-func (d *DryRun) Backfill(ctx context.Context, table connector.TableName, rows []pipeline.BackfillRow, at pglogrepl.LSN) error {
-	t, ok := d.tables[table]
-	if !ok {
-		return fmt.Errorf("dry run: %s is not a configured table", table)
+func (d *DryRun) Backfill(ctx context.Context, t *pipeline.Table, rows []pipeline.BackfillRow, at pglogrepl.LSN) error {
+	if d.counts[t] == nil {
+		return fmt.Errorf("dry run: %s -> %s is not a configured mapping", t.SourceTable, t.Collection)
 	}
 	var prev map[string]state.DocState
 	if d.lookup != nil {
@@ -86,7 +81,7 @@ func (d *DryRun) Backfill(ctx context.Context, table connector.TableName, rows [
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	total := d.counts[table]
+	total := d.counts[t]
 	total.Rows += c.Rows
 	total.Documents += c.Documents
 	total.Unchanged += c.Unchanged
@@ -96,11 +91,11 @@ func (d *DryRun) Backfill(ctx context.Context, table connector.TableName, rows [
 	return nil
 }
 
-// Counts returns what was counted for a table.
-func (d *DryRun) Counts(table connector.TableName) Counts {
+// Counts returns what was counted for a mapping.
+func (d *DryRun) Counts(t *pipeline.Table) Counts {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if c := d.counts[table]; c != nil {
+	if c := d.counts[t]; c != nil {
 		return *c
 	}
 	return Counts{}
@@ -113,7 +108,7 @@ func (d *DryRun) Report(w io.Writer, tables []*pipeline.Table, model string, pri
 	fmt.Fprintln(tw, "table\tcollection\trows\tdocuments\tunchanged\tchunks\ttokens\t")
 	var sum Counts
 	for _, t := range tables {
-		c := d.Counts(t.Info.Name)
+		c := d.Counts(t)
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t\n", t.SourceTable, t.Collection, c.Rows, c.Documents, c.Unchanged, c.Chunks, c.Tokens)
 		sum.Rows += c.Rows
 		sum.Documents += c.Documents

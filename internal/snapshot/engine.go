@@ -21,7 +21,7 @@ import (
 // row is applied (or dropped as older than what the index holds).
 // *pipeline.Pipeline is the one that indexes.
 type Applier interface {
-	Backfill(ctx context.Context, table connector.TableName, rows []pipeline.BackfillRow, at pglogrepl.LSN) error
+	Backfill(ctx context.Context, t *pipeline.Table, rows []pipeline.BackfillRow, at pglogrepl.LSN) error
 }
 
 // Defaults of Config.
@@ -49,8 +49,11 @@ type Config struct {
 	// Remove, when set (with Store), takes rows out of the index: once a
 	// table is read to its end, the rows the state holds that the snapshot
 	// does not are removed (they were deleted while no stream delivered
-	// it, e.g. before the slot was recreated). Only where nothing else
-	// applies changes: the caller holds the slot's lock, no stream runs.
+	// it, e.g. before the slot was recreated, or left the table without a
+	// row change, e.g. in a detached partition). While a stream applies
+	// changes, Remove must not remove a row a change after the snapshot
+	// wrote: the running connector passes them to the pipeline's backfill
+	// lane (pipeline.BackfillRow.Gone), which checks that.
 	Remove func(ctx context.Context, t *pipeline.Table, keys []string) error
 }
 
@@ -185,6 +188,17 @@ func runTable(ctx context.Context, cfg Config, readers []*reader, t *pipeline.Ta
 		if parts, err = cfg.Store.Parts(ctx, t.Collection, t.SourceTable); err != nil {
 			return res, err
 		}
+		// The partitions this read covers: the running connector backfills
+		// the table when they change (partitions.go).
+		leaves, err := connector.Leaves(ctx, readers[0].tx, t.Info.Name)
+		if err != nil {
+			return res, err
+		}
+		if len(leaves) > 0 {
+			if err := cfg.Store.RecordPartitionSet(ctx, t.SourceTable, LeafNames(leaves)); err != nil {
+				return res, err
+			}
+		}
 	}
 	unfinished := 0
 	for _, p := range parts {
@@ -281,7 +295,7 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 			unrecorded = false
 		}
 		if len(rows) > 0 {
-			if err := cfg.Apply.Backfill(ctx, q.t.Info.Name, rows, at); err != nil {
+			if err := cfg.Apply.Backfill(ctx, q.t, rows, at); err != nil {
 				return read, err
 			}
 		}

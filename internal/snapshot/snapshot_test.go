@@ -93,7 +93,7 @@ type recorder struct {
 	unrecorded int
 }
 
-func (r *recorder) Backfill(_ context.Context, _ connector.TableName, rows []pipeline.BackfillRow, at pglogrepl.LSN) error {
+func (r *recorder) Backfill(_ context.Context, _ *pipeline.Table, rows []pipeline.BackfillRow, at pglogrepl.LSN) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.failAt > 0 && len(r.keys)+len(rows) >= r.failAt {

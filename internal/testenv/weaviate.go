@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -57,6 +58,18 @@ func StartWeaviate(ctx context.Context, opts WeaviateOptions) (*WeaviateServer, 
 			return nil, err
 		}
 	}
+	// Free ports are free when asked for, not necessarily when Weaviate
+	// binds them (other servers start concurrently): a start that lost a
+	// port to someone else is tried again on other ports.
+	for attempt := 1; ; attempt++ {
+		s, err := startWeaviateOnce(ctx, binary, opts)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+	}
+}
+
+func startWeaviateOnce(ctx context.Context, binary string, opts WeaviateOptions) (*WeaviateServer, error) {
 	p, err := FreePorts(6)
 	if err != nil {
 		return nil, err
