@@ -14,16 +14,25 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/internal/logging"
 )
 
-// runIndexer is indexer.Run; tests replace it.
-var runIndexer = indexer.Run
+// runIndexer is indexer.Run and runStandby indexer.RunStandby; tests
+// replace them.
+var (
+	runIndexer = indexer.Run
+	runStandby = indexer.RunStandby
+)
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{
+	var standby bool
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Stream changes from the replication slot into Weaviate until SIGINT or SIGTERM",
 		Long: `Stream changes from the replication slot into Weaviate until SIGINT or SIGTERM.
 On a signal it stops reading, finishes or abandons in-flight work, confirms
-only what Weaviate acknowledged, and exits 0. A second signal exits at once.`,
+only what Weaviate acknowledged, and exits 0. A second signal exits at once.
+
+A second run on a slot that a live instance streams fails fast, unless it is
+started with --standby: then it waits, answering /readyz as a ready standby,
+and takes the slot over within seconds of the holder ending.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -52,7 +61,11 @@ only what Weaviate acknowledged, and exits 0. A second signal exits at once.`,
 			}()
 
 			log.Info().Str("version", version).Str("commit", buildCommit()).Object("config", cfg).Msg("starting")
-			err = runIndexer(ctx, cfg, log)
+			run := runIndexer
+			if standby {
+				run = runStandby
+			}
+			err = run(ctx, cfg, log)
 			close(returned)
 			<-watched
 			if err != nil && !(ctx.Err() != nil && errors.Is(err, context.Canceled)) {
@@ -62,4 +75,6 @@ only what Weaviate acknowledged, and exits 0. A second signal exits at once.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&standby, "standby", false, "wait while another instance streams the slot, ready to take it over")
+	return cmd
 }

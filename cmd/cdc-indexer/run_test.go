@@ -141,3 +141,22 @@ func TestRunFatalError(t *testing.T) {
 		t.Errorf("stderr = %s", stderr)
 	}
 }
+
+// run --standby starts the indexer as a standby; plain run does not.
+func TestRunStandbyFlag(t *testing.T) {
+	var plain, standby int
+	runIndexer = func(context.Context, *config.Config, zerolog.Logger) error { plain++; return nil }
+	runStandby = func(context.Context, *config.Config, zerolog.Logger) error { standby++; return nil }
+	t.Cleanup(func() { runIndexer, runStandby = realRunIndexer, realRunStandby })
+	if code, _, stderr := cli(t, "run", "--standby", "--config", configFile("valid")); code != 0 {
+		t.Fatalf("run --standby: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := cli(t, "run", "--config", configFile("valid")); code != 0 {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	if plain != 1 || standby != 1 {
+		t.Errorf("run started %d plain and %d standby indexers; want one of each", plain, standby)
+	}
+}
+
+var realRunStandby = runStandby

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
@@ -43,9 +44,11 @@ type observability struct {
 	log zerolog.Logger
 
 	ready    atomic.Bool
+	standby  atomic.Bool // waiting for another instance's slot (standby.go)
 	mu       sync.Mutex
 	depErr   map[string]string // dependency -> why its last check failed
 	progress atomic.Pointer[progress]
+	slotWait atomic.Pointer[slotProgress] // a standby's view of the slot (standby.go)
 }
 
 func startObservability(addr string, m *metrics.Metrics, log zerolog.Logger) (*observability, error) {
@@ -79,6 +82,18 @@ func (o *observability) setReady(v bool) {
 	o.updateReadyGauge()
 }
 
+// setStandby says whether the indexer waits as a standby: ready, since a
+// standby is what it should be, but not streaming.
+func (o *observability) setStandby(v bool) {
+	o.standby.Store(v)
+	v2 := 0.0
+	if v {
+		v2 = 1
+	}
+	o.m.Standby.Set(v2)
+	o.updateReadyGauge()
+}
+
 // setDependency records the result of a dependency check.
 func (o *observability) setDependency(name string, err error) {
 	o.mu.Lock()
@@ -108,6 +123,9 @@ func (o *observability) setDependency(name string, err error) {
 
 // notReady is why /readyz fails, or "" when it passes.
 func (o *observability) notReady() string {
+	if o.standby.Load() {
+		return ""
+	}
 	if !o.ready.Load() {
 		return "not streaming"
 	}
@@ -133,6 +151,10 @@ func (o *observability) updateReadyGauge() {
 func (o *observability) handleReady(w http.ResponseWriter, _ *http.Request) {
 	if why := o.notReady(); why != "" {
 		http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+		return
+	}
+	if o.standby.Load() {
+		fmt.Fprintln(w, "ready (standby: another instance streams the slot)")
 		return
 	}
 	fmt.Fprintln(w, "ready")
@@ -169,8 +191,15 @@ func (o *observability) handleWait(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p := o.progress.Load()
-	if p == nil {
+	var p interface {
+		Wait(context.Context, pglogrepl.LSN) error
+		Applied() pglogrepl.LSN
+	}
+	if pr := o.progress.Load(); pr != nil {
+		p = pr
+	} else if sp := o.slotWait.Load(); sp != nil {
+		p = sp
+	} else {
 		writeJSON(w, http.StatusServiceUnavailable, waitResponse{LSN: lsn.String(), Error: "not streaming yet"})
 		return
 	}

@@ -92,6 +92,41 @@ func TestObservabilityEndpoints(t *testing.T) {
 	}
 }
 
+// A standby is ready without streaming, says so, and counts in
+// cdc_indexer_standby; once it streams it is an ordinary instance.
+func TestStandbyIsReady(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	o, err := startObservability(addr, metrics.New(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	base := "http://" + addr
+	o.setStandby(true)
+	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "standby") {
+		t.Errorf("readyz of a standby: %d %s", code, body)
+	}
+	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "cdc_indexer_standby 1") || !strings.Contains(body, "cdc_indexer_ready 1") {
+		t.Errorf("metrics of a standby lack cdc_indexer_standby 1 and cdc_indexer_ready 1")
+	}
+	o.setStandby(false)
+	if code, _ := get(t, base+"/readyz"); code != 503 {
+		t.Errorf("readyz after the standby took over, before streaming: %d", code)
+	}
+	o.setReady(true)
+	if code, body := get(t, base+"/readyz"); code != 200 || strings.Contains(body, "standby") {
+		t.Errorf("readyz while streaming: %d %s", code, body)
+	}
+	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "cdc_indexer_standby 0") {
+		t.Errorf("metrics after the takeover lack cdc_indexer_standby 0")
+	}
+}
+
 // The per-minute summary reports the interval's throughput and freshness.
 func TestSummaryLine(t *testing.T) {
 	m := metrics.New()

@@ -22,6 +22,10 @@ import (
 // reading, lets in-flight work finish within the shutdown timeout, confirms
 // what Weaviate acknowledged, and returns nil.
 func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
+	return run(ctx, cfg, log, false)
+}
+
+func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bool) error {
 	m := metrics.New()
 	srv, err := startObservability(cfg.Observability.Listen, m, log)
 	if err != nil {
@@ -35,12 +39,24 @@ func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
 	}
 	defer env.Close()
 
-	slot, err := env.slotWhenFree(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	if err := env.checkSlot(ctx, cfg, slot, true); err != nil {
-		return fmt.Errorf("postgres.slot: %w", err)
+	var slot connector.SlotState
+	for {
+		if standby {
+			if err := env.awaitSlot(ctx, cfg, srv, log); err != nil {
+				return err
+			}
+		}
+		if slot, err = env.slotWhenFree(ctx, cfg); err != nil {
+			return err
+		}
+		err = env.checkSlot(ctx, cfg, slot, true)
+		if lostRace(standby, err) {
+			continue // another standby took it: wait for that one instead
+		}
+		if err != nil {
+			return fmt.Errorf("postgres.slot: %w", err)
+		}
+		break
 	}
 	tracker := checkpoint.NewTracker(slot.ConfirmedFlush)
 	m.ConfirmedLSN.Set(float64(slot.ConfirmedFlush))

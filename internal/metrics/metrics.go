@@ -56,6 +56,7 @@ type Metrics struct {
 	RetainedWAL prometheus.Gauge         // server WAL position minus the slot's restart_lsn
 	Up          *prometheus.GaugeVec     // by dependency (postgres, weaviate): 1 reachable, 0 not
 	Ready       prometheus.Gauge         // 1 while /readyz answers 200
+	Standby     prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
 	Waits       *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
 
 	// Lag remembers the commit time of each transaction not yet applied.
@@ -129,6 +130,10 @@ func New() *Metrics {
 			Name: "cdc_indexer_ready",
 			Help: "1 while /readyz answers 200 (streaming and every dependency reachable).",
 		}),
+		Standby: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_standby",
+			Help: "1 while `run --standby` waits for the slot another instance streams, 0 otherwise.",
+		}),
 		Waits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdc_indexer_wait_requests_total",
 			Help: "Read-your-writes /v1/wait requests by result (ok, timeout, bad_request).",
@@ -138,7 +143,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
-		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Waits, m.queues,
+		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.queues,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
 	m.Embedding = newEmbeddingMetrics(m.Registry)
 	return m
