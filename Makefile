@@ -17,9 +17,11 @@ build:
 # One PostgreSQL and one Weaviate serve every test package (scripts/testenv
 # exports their addresses). Packages run one at a time: replication slot names
 # are cluster-wide, and tests of different packages use the same slot name.
+# Unit packages run with the race detector; the end-to-end tests run the
+# connector as a built binary too, so they run without it.
 test:
 	go vet ./...
-	go run ./scripts/testenv -- go test -count=1 -timeout 40m -p 1 $(TESTFLAGS) ./...
+	go run ./scripts/testenv -- sh -c 'go test -race -count=1 -timeout 30m -p 1 $(TESTFLAGS) $$(go list ./... | grep -v /e2e$$) && go test -count=1 -timeout 40m -p 1 $(TESTFLAGS) ./e2e'
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \

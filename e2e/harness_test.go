@@ -221,11 +221,17 @@ func (h *harness) startProcess() *exec.Cmd {
 // 200 (streaming, or waiting as a standby).
 func (h *harness) startInstance(listen string, args ...string) *exec.Cmd {
 	h.t.Helper()
+	return h.startInstanceOf(h.cfgPath, listen, args...)
+}
+
+// startInstanceOf is startInstance with the configuration file cfgPath.
+func (h *harness) startInstanceOf(cfgPath, listen string, args ...string) *exec.Cmd {
+	h.t.Helper()
 	bin, err := binary()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"run", "--config", h.cfgPath}, args...)...)
+	cmd := exec.Command(bin, append([]string{"run", "--config", cfgPath}, args...)...)
 	cmd.Env = append(os.Environ(), config.EnvName("observability.listen")+"="+listen)
 	logf, err := os.Create(filepath.Join(h.t.TempDir(), "connector.log"))
 	if err != nil {
@@ -626,14 +632,7 @@ func (h *harness) setConfig(key, value string) {
 // "embedding") and reloads it, for the rest of the test.
 func (h *harness) setSection(section string, values map[string]any) {
 	h.t.Helper()
-	raw, err := os.ReadFile(h.cfgPath)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		h.t.Fatal(err)
-	}
+	doc := h.configDoc()
 	sec, _ := doc[section].(map[string]any)
 	if sec == nil {
 		sec = map[string]any{}
@@ -642,12 +641,7 @@ func (h *harness) setSection(section string, values map[string]any) {
 		sec[k] = v
 	}
 	doc[section] = sec
-	if raw, err = yaml.Marshal(doc); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := os.WriteFile(h.cfgPath, raw, 0o600); err != nil {
-		h.t.Fatal(err)
-	}
+	h.writeConfigDoc(h.cfgPath, doc)
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		h.t.Fatalf("load config: %v", err)
@@ -656,6 +650,32 @@ func (h *harness) setSection(section string, values map[string]any) {
 		h.t.Fatalf("config: %v", err)
 	}
 	h.cfg = cfg
+}
+
+// configDoc is the config file as a document to edit.
+func (h *harness) configDoc() map[string]any {
+	h.t.Helper()
+	raw, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		h.t.Fatal(err)
+	}
+	return doc
+}
+
+// writeConfigDoc writes doc as the config file at path.
+func (h *harness) writeConfigDoc(path string, doc map[string]any) {
+	h.t.Helper()
+	raw, err := yaml.Marshal(doc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // useOpenAI points the connector at an OpenAI-compatible server (an

@@ -15,11 +15,12 @@ import (
 const Mask = "xxxxx"
 
 var (
-	keywordPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)`)
+	keywordPassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)`)
 	urlScheme       = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*://`)
 )
 
-// RedactDSN masks the password of a PostgreSQL connection string, in URL
+// RedactDSN masks the passwords of a PostgreSQL connection string (the
+// role's, and sslpassword, the client key's), in URL
 // (postgres://user:pass@host/db, ?password=) or keyword (password=pass)
 // form, so the rest can be logged. It works on malformed strings too.
 func RedactDSN(dsn string) string {
@@ -28,9 +29,12 @@ func RedactDSN(dsn string) string {
 			if _, has := u.User.Password(); has {
 				u.User = url.UserPassword(u.User.Username(), Mask)
 			}
-			if q := u.Query(); q.Has("password") {
-				q.Set("password", Mask)
-				u.RawQuery = q.Encode()
+			q := u.Query()
+			for _, k := range []string{"password", "sslpassword"} {
+				if q.Has(k) {
+					q.Set(k, Mask)
+					u.RawQuery = q.Encode()
+				}
 			}
 			return u.String()
 		}
@@ -88,6 +92,20 @@ func dsnParseReason(err error, dsn string) string {
 	return msg
 }
 
+// RedactURL masks the password of credentials inside a URL
+// (https://user:pass@host), which some proxies in front of Weaviate or an
+// embedding server take.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), Mask)
+	}
+	return u.String()
+}
+
 func maskSecret(s string) string {
 	if s == "" {
 		return ""
@@ -100,6 +118,8 @@ func maskSecret(s string) string {
 func (c Config) Redacted() Config {
 	r := c
 	r.Postgres.DSN = RedactDSN(c.Postgres.DSN)
+	r.Weaviate.URL = RedactURL(c.Weaviate.URL)
+	r.Embedding.BaseURL = RedactURL(c.Embedding.BaseURL)
 	r.Weaviate.APIKey = maskSecret(c.Weaviate.APIKey)
 	r.Embedding.APIKey = maskSecret(c.Embedding.APIKey)
 	if c.Embedding.Headers != nil {

@@ -10,6 +10,19 @@ import (
 	"github.com/rs/zerolog"
 )
 
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://proxy:s3cret@weaviate.example.com": "https://proxy:xxxxx@weaviate.example.com",
+		"https://weaviate.example.com:8443/":        "https://weaviate.example.com:8443/",
+		"http://user@127.0.0.1:8080":                "http://user@127.0.0.1:8080",
+		"":                                          "",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestRedactDSN(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"postgres://app:s3cret@127.0.0.1:5432/app?sslmode=disable", "postgres://app:xxxxx@127.0.0.1:5432/app?sslmode=disable"},
@@ -18,6 +31,8 @@ func TestRedactDSN(t *testing.T) {
 		{"host=127.0.0.1 user=app password=s3cret dbname=app", "host=127.0.0.1 user=app password=xxxxx dbname=app"},
 		{"host=127.0.0.1 password = 's3 cret' dbname=app", "host=127.0.0.1 password = xxxxx dbname=app"},
 		{"postgres://app:s3c/ret@127.0.0.1:bad/app", "postgres://app:xxxxx@127.0.0.1:bad/app"},
+		{"postgres://app@127.0.0.1/app?sslkey=k.pem&sslpassword=s3cret", "postgres://app@127.0.0.1/app?sslkey=k.pem&sslpassword=xxxxx"},
+		{"host=127.0.0.1 sslkey=k.pem sslpassword=s3cret dbname=app", "host=127.0.0.1 sslkey=k.pem sslpassword=xxxxx dbname=app"},
 		{"", ""},
 	}
 	for _, c := range cases {

@@ -27,7 +27,7 @@ var backfillPoll = time.Second
 func (e *Env) startBackfills(ctx context.Context, cfg *config.Config, pipe *pipeline.Pipeline, m *metrics.Metrics, log zerolog.Logger) (stop func()) {
 	b := &backfiller{
 		env: e, cfg: cfg, pipe: pipe, log: log,
-		store:   snapshot.NewStore(e.Pool, cfg.Postgres.StateSchema),
+		store:   snapshot.NewStore(e.Pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot),
 		metrics: snapshot.NewMetrics(m.Registry),
 	}
 	b.lock = b.waitForLock(ctx)

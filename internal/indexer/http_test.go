@@ -15,6 +15,24 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 )
 
+// testObservability serves the endpoints on a free loopback port until
+// the test ends.
+func testObservability(t *testing.T) (*observability, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	o, err := startObservability(addr, metrics.New(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	return o, "http://" + addr
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -29,18 +47,7 @@ func get(t *testing.T, url string) (int, string) {
 // /healthz answers while the process runs; /readyz only while streaming
 // with every dependency reachable; /v1/wait only once streaming.
 func TestObservabilityEndpoints(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	o, err := startObservability(addr, metrics.New(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	base := "http://" + addr
+	o, base := testObservability(t)
 
 	if code, _ := get(t, base+"/healthz"); code != 200 {
 		t.Errorf("healthz %d", code)
@@ -95,18 +102,7 @@ func TestObservabilityEndpoints(t *testing.T) {
 // A standby is ready without streaming, says so, and counts in
 // cdc_indexer_standby; once it streams it is an ordinary instance.
 func TestStandbyIsReady(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	o, err := startObservability(addr, metrics.New(), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Close()
-	base := "http://" + addr
+	o, base := testObservability(t)
 	o.setStandby(true)
 	if code, body := get(t, base+"/readyz"); code != 200 || !strings.Contains(body, "standby") {
 		t.Errorf("readyz of a standby: %d %s", code, body)

@@ -63,7 +63,7 @@ func Snapshot(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log
 	if err != nil {
 		return err
 	}
-	store := snapshot.NewStore(env.Pool, cfg.Postgres.StateSchema)
+	store := snapshot.NewStore(env.Pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot)
 
 	lock, online, err := env.snapshotLock(ctx, cfg, log)
 	if err != nil {

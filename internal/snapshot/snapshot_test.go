@@ -46,7 +46,7 @@ func newFixture(t *testing.T, ddl string) *fixture {
 	if err := migrations.Apply(ctx, f.pool, schema); err != nil {
 		t.Fatal(err)
 	}
-	f.store = NewStore(f.pool, schema)
+	f.store = NewStore(f.pool, schema, "cdc_indexer")
 	if ddl != "" {
 		f.exec(ddl)
 	}
@@ -463,6 +463,22 @@ func TestRequests(t *testing.T) {
 	got, _ = f.store.Requests(ctx, []int64{id1, id2})
 	if got[id1].Status != StatusFailed || got[id1].Error != "boom" || got[id2].Status != StatusDone {
 		t.Errorf("finished requests %+v", got)
+	}
+
+	// A connector of another slot sharing the schema neither claims nor
+	// requeues this slot's requests.
+	other := NewStore(f.pool, schema, "other_slot")
+	if _, err := f.store.Enqueue(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if ref, _, err := other.Claim(ctx); ref != nil || err != nil {
+		t.Errorf("another slot's Claim = %v, %v; want nothing", ref, err)
+	}
+	if ref, _, err := f.store.Claim(ctx); ref == nil || err != nil {
+		t.Fatalf("own Claim = %v, %v", ref, err)
+	}
+	if n, err := other.Requeue(ctx); n != 0 || err != nil {
+		t.Errorf("another slot's Requeue = %d, %v; want 0", n, err)
 	}
 }
 

@@ -17,14 +17,16 @@ import (
 // of each table's key ranges, the backfill requests of the running
 // connector, and the purge of tombstones.
 type Store struct {
-	db *pgxpool.Pool
-	q  string // quoted state schema
+	db   *pgxpool.Pool
+	q    string // quoted state schema
+	slot string // whose backfill requests this store enqueues, claims and requeues
 }
 
 // NewStore returns a store over pool for the state schema, which must be
-// migrated.
-func NewStore(pool *pgxpool.Pool, schema string) *Store {
-	return &Store{db: pool, q: connector.QuoteIdent(schema)}
+// migrated, for the connector streaming slot: connectors of other slots
+// may share the schema, each with its own tables and backfill requests.
+func NewStore(pool *pgxpool.Pool, schema, slot string) *Store {
+	return &Store{db: pool, q: connector.QuoteIdent(schema), slot: slot}
 }
 
 // Part is one key range of a table, read in primary-key order by one reader
@@ -231,8 +233,8 @@ const (
 // request's id.
 func (s *Store) Enqueue(ctx context.Context, t TableRef) (int64, error) {
 	var id int64
-	err := s.db.QueryRow(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table)
-VALUES ($1, $2) RETURNING id`, t.Collection, t.SourceTable).Scan(&id)
+	err := s.db.QueryRow(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot)
+VALUES ($1, $2, $3) RETURNING id`, t.Collection, t.SourceTable, s.slot).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("request backfill of %s: %w", t.SourceTable, err)
 	}
@@ -242,31 +244,31 @@ VALUES ($1, $2) RETURNING id`, t.Collection, t.SourceTable).Scan(&id)
 // EnqueueIfIdle asks for a backfill of t unless one is already pending or
 // running; it reports whether it added one.
 func (s *Store) EnqueueIfIdle(ctx context.Context, t TableRef) (bool, error) {
-	tag, err := s.db.Exec(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table)
-SELECT $1, $2 WHERE NOT EXISTS (
+	tag, err := s.db.Exec(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot)
+SELECT $1, $2, $3 WHERE NOT EXISTS (
     SELECT 1 FROM `+s.q+`.backfill_requests
-    WHERE collection = $1 AND source_table = $2 AND status IN ('pending', 'running'))`, t.Collection, t.SourceTable)
+    WHERE collection = $1 AND source_table = $2 AND status IN ('pending', 'running'))`, t.Collection, t.SourceTable, s.slot)
 	if err != nil {
 		return false, fmt.Errorf("request backfill of %s: %w", t.SourceTable, err)
 	}
 	return tag.RowsAffected() > 0, nil
 }
 
-// Claim takes the oldest pending request and, with it, every other pending
-// request of the same table (one backfill serves them all), marking them
-// running. It returns nil when nothing is pending.
+// Claim takes the oldest pending request of this store's slot and, with
+// it, every other pending request of the same table (one backfill serves
+// them all), marking them running. It returns nil when nothing is pending.
 func (s *Store) Claim(ctx context.Context) (*TableRef, []int64, error) {
 	var ref TableRef
 	var ids []int64
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `SELECT collection, source_table FROM `+s.q+`.backfill_requests
-WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`).Scan(&ref.Collection, &ref.SourceTable)
+WHERE status = 'pending' AND (slot = $1 OR slot IS NULL) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED`, s.slot).Scan(&ref.Collection, &ref.SourceTable)
 		if err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `UPDATE `+s.q+`.backfill_requests
 SET status = 'running', started_at = now()
-WHERE status = 'pending' AND collection = $1 AND source_table = $2 RETURNING id`, ref.Collection, ref.SourceTable)
+WHERE status = 'pending' AND collection = $1 AND source_table = $2 AND (slot = $3 OR slot IS NULL) RETURNING id`, ref.Collection, ref.SourceTable, s.slot)
 		if err != nil {
 			return err
 		}
@@ -313,7 +315,7 @@ SET status = $2, error = $3, finished_at = now() WHERE id = ANY($1)`, ids, statu
 // can be serving them.
 func (s *Store) Requeue(ctx context.Context) (int64, error) {
 	tag, err := s.db.Exec(ctx, `UPDATE `+s.q+`.backfill_requests
-SET status = 'pending', started_at = NULL WHERE status = 'running'`)
+SET status = 'pending', started_at = NULL WHERE status = 'running' AND (slot = $1 OR slot IS NULL)`, s.slot)
 	if err != nil {
 		return 0, fmt.Errorf("requeue backfill requests: %w", err)
 	}
