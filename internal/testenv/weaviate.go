@@ -226,6 +226,22 @@ func (s *WeaviateServer) Restart(ctx context.Context) error {
 }
 
 // Close stops the server and deletes its directory.
+// Kill ends the server with SIGKILL, as a crash or the loss of its machine
+// would; Start brings it back on its data and ports.
+func (s *WeaviateServer) Kill() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
+	}
+	err := s.proc.stop(stopStep{syscall.SIGKILL, 15 * time.Second})
+	s.proc = nil
+	if err != nil {
+		return fmt.Errorf("testenv: kill weaviate on %s: %w", s.URL(), err)
+	}
+	return nil
+}
+
 func (s *WeaviateServer) Close() error {
 	err := s.Stop()
 	if rmErr := os.RemoveAll(s.dir); rmErr != nil {
