@@ -468,7 +468,13 @@ func (h *harness) requireInSync(step string) {
 // Weaviate to equal the tables.
 func (h *harness) requireConverges(step string) {
 	h.t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	h.requireConvergesWithin(step, time.Minute)
+}
+
+// requireConvergesWithin is requireConverges waiting up to d.
+func (h *harness) requireConvergesWithin(step string, d time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		h.waitCaughtUp()
 		equal := true

@@ -168,19 +168,7 @@ func (w *Weaviate) EnsureCollection(ctx context.Context, spec CollectionSpec) (c
 		vec := spec.vectorizer()
 		c := &models.Class{Class: spec.Name, Vectorizer: vec, Properties: make([]*models.Property, len(props))}
 		if w.replicationFactor > 1 {
-			// A replica that was down misses the writes and deletes of its
-			// downtime. Asynchronous replication repairs it in the
-			// background, without waiting for a read to touch each object;
-			// time-based resolution lets a delete made meanwhile win over
-			// the stale copy (the default leaves the conflict unresolved,
-			// so a deleted row could be served again). The connector is the
-			// collection's only writer and writes every change after the
-			// one before, so the latest write is the row's current version.
-			c.ReplicationConfig = &models.ReplicationConfig{
-				Factor:           int64(w.replicationFactor),
-				AsyncEnabled:     true,
-				DeletionStrategy: models.ReplicationConfigDeletionStrategyTimeBasedResolution,
-			}
+			c.ReplicationConfig = &models.ReplicationConfig{Factor: int64(w.replicationFactor)}
 		}
 		for i, p := range props {
 			c.Properties[i] = p.model(vec)

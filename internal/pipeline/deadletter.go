@@ -29,8 +29,10 @@ const DeadLetterAttempts = 3
 // before the pipeline suspects its content rather than a dependency: a
 // batch of several rows is then applied in halves, down to the rows that
 // fail alone, and a row that fails alone IsolateAttempts times while other
-// batches get through is dead-lettered. While nothing gets through (an
-// outage), nothing is dead-lettered: the row waits like every other.
+// batches get through, and Weaviate answers its readiness checks right
+// then, is dead-lettered. While nothing gets through or Weaviate does not
+// answer (an outage), nothing is dead-lettered: the row waits like every
+// other.
 const IsolateAttempts = 5
 
 // DeadLetterStore is what the pipeline needs of the state to keep dead
@@ -156,7 +158,7 @@ func (p *Pipeline) applyRowsSince(ctx context.Context, t *Table, items []item, s
 			p.log.Warn().Err(err).Str("table", t.SourceTable).Int("rows", len(items)).Int("attempts", attempt).
 				Msg("batch keeps failing: applying it in halves to find the rows at fault")
 			return p.applyHalves(ctx, t, items, since)
-		case attempt >= IsolateAttempts && p.res.applied.Load() > since:
+		case attempt >= IsolateAttempts && p.res.applied.Load() > since && p.sink.Ready(ctx) == nil:
 			p.log.Error().Err(err).Str("table", t.SourceTable).Str("key", items[0].key.String()).Int("attempts", attempt).
 				Msg("row keeps failing while other rows are applied: dead-lettering it")
 			return p.deadLetter(ctx, t, items, rowFailures{0: err}, attempt)

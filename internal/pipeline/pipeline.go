@@ -27,6 +27,9 @@ type Sink interface {
 	Write(ctx context.Context, docs []*transform.Document) error
 	Delete(ctx context.Context, collection, sourceTable string, keys []string) error
 	DeleteTable(ctx context.Context, collection, sourceTable string) error
+	// Ready reports whether the sink answers at all: a row is blamed for a
+	// failure only while it does (IsolateAttempts).
+	Ready(ctx context.Context) error
 }
 
 // Config tunes the pipeline.
