@@ -18,21 +18,11 @@ import (
 // (+1 each), so those come in consecutive pairs. Stop, Start and Restart of
 // one node take it out of the cluster and back, keeping its data.
 func StartWeaviateCluster(ctx context.Context, n int, opts WeaviateOptions) ([]*WeaviateServer, error) {
-	binary := opts.Binary
-	if binary == "" {
-		var err error
-		if binary, err = weaviateBinary(ctx); err != nil {
-			return nil, err
-		}
+	binary, err := binaryOf(ctx, opts)
+	if err != nil {
+		return nil, err
 	}
-	// Free ports are free when chosen, not necessarily when a node binds
-	// them: a start that lost one is tried again on others.
-	for attempt := 1; ; attempt++ {
-		nodes, err := startClusterOnce(ctx, binary, n, opts)
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			return nodes, err
-		}
-	}
+	return retryPortClash(func() ([]*WeaviateServer, error) { return startClusterOnce(ctx, binary, n, opts) })
 }
 
 func startClusterOnce(ctx context.Context, binary string, n int, opts WeaviateOptions) ([]*WeaviateServer, error) {

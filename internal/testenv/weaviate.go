@@ -51,20 +51,30 @@ type weaviatePorts struct {
 
 // StartWeaviate creates a data directory, picks free ports and starts Weaviate.
 func StartWeaviate(ctx context.Context, opts WeaviateOptions) (*WeaviateServer, error) {
-	binary := opts.Binary
-	if binary == "" {
-		var err error
-		if binary, err = weaviateBinary(ctx); err != nil {
-			return nil, err
-		}
+	binary, err := binaryOf(ctx, opts)
+	if err != nil {
+		return nil, err
 	}
-	// Free ports are free when asked for, not necessarily when Weaviate
-	// binds them (other servers start concurrently): a start that lost a
-	// port to someone else is tried again on other ports.
+	return retryPortClash(func() (*WeaviateServer, error) { return startWeaviateOnce(ctx, binary, opts) })
+}
+
+// binaryOf is opts.Binary, or weaviateBinary when it is empty.
+func binaryOf(ctx context.Context, opts WeaviateOptions) (string, error) {
+	if opts.Binary != "" {
+		return opts.Binary, nil
+	}
+	return weaviateBinary(ctx)
+}
+
+// retryPortClash runs start up to three times while it fails on a port
+// that was taken: free ports are free when chosen, not necessarily when
+// Weaviate binds them (other servers start concurrently), and a start that
+// lost a port is tried again on others.
+func retryPortClash[T any](start func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
-		s, err := startWeaviateOnce(ctx, binary, opts)
+		v, err := start()
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
-			return s, err
+			return v, err
 		}
 	}
 }
