@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -367,7 +366,7 @@ func (r *reader) sweep(ctx context.Context, cfg Config, t *pipeline.Table) (int6
 		}
 		keys := make([]connector.Key, 0, len(indexed))
 		for _, s := range indexed {
-			if k, ok := parseSourceKey(s, len(t.Info.Key)); ok {
+			if k, err := pipeline.ParseSourceKey(t.Info, s); err == nil {
 				keys = append(keys, k)
 			}
 		}
@@ -392,18 +391,6 @@ func (r *reader) sweep(ctx context.Context, cfg Config, t *pipeline.Table) (int6
 		}
 		after = &indexed[len(indexed)-1]
 	}
-}
-
-// parseSourceKey turns a source_key back into a key of n columns.
-func parseSourceKey(s string, n int) (connector.Key, bool) {
-	if n == 1 {
-		return connector.Key{s}, true
-	}
-	var k []string
-	if json.Unmarshal([]byte(s), &k) != nil || len(k) != n {
-		return nil, false
-	}
-	return connector.Key(k), true
 }
 
 // estimate is the table's row count: exact for small tables, else
