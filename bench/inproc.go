@@ -131,10 +131,7 @@ func startInproc(ctx context.Context, cfgPath string, wrap func(transform.Embedd
 	if wrap != nil && emb != nil && !reportsUsage(emb) {
 		emb = wrap(emb)
 	}
-	pipe := pipeline.New(pipeline.Config{
-		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
-		MaxBatch: cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait, EmbedBatch: cfg.Embedding.BatchSize,
-	}, pipeline.Deps{
+	pipe := pipeline.New(indexer.PipelineConfig(cfg), pipeline.Deps{
 		Tables: env.Tables, Embedder: emb, Chunker: env.Chunker,
 		Sink: env.Sink, State: env.State, Tracker: tracker, Metrics: m, Log: log,
 		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {

@@ -45,6 +45,25 @@ type Value struct {
 // Row is a row's values by column name.
 type Row map[string]Value
 
+// valueOverhead is what a value costs beyond its text: the map entry, the
+// Value struct and a decoded Go form of a fixed size.
+const valueOverhead = 96
+
+// Size estimates the bytes the row holds in memory: its names and text
+// forms, a decoded byte slice (held beside the text; a decoded string
+// shares the text's), and a fixed overhead per value. It is what a memory
+// budget charges for the row.
+func (r Row) Size() int64 {
+	var n int64
+	for name, v := range r {
+		n += int64(len(name)+len(v.Text)) + valueOverhead
+		if b, ok := v.Go.([]byte); ok {
+			n += int64(len(b))
+		}
+	}
+	return n
+}
+
 // Key is a primary key as the text forms of its columns, in key order.
 type Key []string
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -736,8 +737,9 @@ func (h *harness) runSnapshot(opts indexer.SnapshotOptions) string {
 	return out.String()
 }
 
-// snapshotProc is `cdc-indexer snapshot` running as a process of its own.
-type snapshotProc struct {
+// process is a command of the binary (`snapshot`, `run`) running as a
+// process of its own.
+type process struct {
 	cmd     *exec.Cmd
 	logPath string
 	done    chan struct{}
@@ -745,15 +747,22 @@ type snapshotProc struct {
 }
 
 // startSnapshotProcess runs the binary's snapshot command with args.
-func (h *harness) startSnapshotProcess(args ...string) *snapshotProc {
+func (h *harness) startSnapshotProcess(args ...string) *process {
+	h.t.Helper()
+	return h.startCommand("snapshot", args...)
+}
+
+// startCommand runs the binary's command with the harness's config and args,
+// without waiting for anything.
+func (h *harness) startCommand(command string, args ...string) *process {
 	h.t.Helper()
 	bin, err := binary()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	p := &snapshotProc{done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"snapshot", "--config", h.cfgPath}, args...)...)
-	logf, err := os.CreateTemp(h.t.TempDir(), "snapshot-*.log")
+	p := &process{done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{command, "--config", h.cfgPath}, args...)...)
+	logf, err := os.CreateTemp(h.t.TempDir(), command+"-*.log")
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -767,13 +776,13 @@ func (h *harness) startSnapshotProcess(args ...string) *snapshotProc {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 		if h.t.Failed() {
-			h.t.Logf("snapshot log:\n%s", tail(p.log(), 4000))
+			h.t.Logf("%s log:\n%s", command, tail(p.log(), 4000))
 		}
 	})
 	return p
 }
 
-func (p *snapshotProc) exited() bool {
+func (p *process) exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -783,13 +792,13 @@ func (p *snapshotProc) exited() bool {
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (p *snapshotProc) kill() {
+func (p *process) kill() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }
 
 // wait returns the process's exit error (nil for exit 0).
-func (p *snapshotProc) wait(timeout time.Duration) error {
+func (p *process) wait(timeout time.Duration) error {
 	select {
 	case <-p.done:
 		return p.err
@@ -798,9 +807,29 @@ func (p *snapshotProc) wait(timeout time.Duration) error {
 	}
 }
 
-func (p *snapshotProc) log() string {
+func (p *process) log() string {
 	b, _ := os.ReadFile(p.logPath)
 	return string(b)
+}
+
+// terminate sends SIGTERM and requires a clean exit within timeout.
+func (p *process) terminate(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.wait(timeout); err != nil {
+		t.Fatalf("%s after SIGTERM: %v\n%s", p.cmd.Args[1], err, tail(p.log(), 4000))
+	}
+}
+
+// peakRSS is the most resident memory the exited process ever had
+// (getrusage's ru_maxrss), in bytes.
+func (p *process) peakRSS() int64 {
+	<-p.done
+	ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
 }
 
 // snapshotRowsDone is the rows the snapshot recorded as indexed (0 before

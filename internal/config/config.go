@@ -104,8 +104,12 @@ type Table struct {
 
 // Pipeline tunes parallelism and batching; the defaults suit most setups.
 type Pipeline struct {
-	Workers         int           `mapstructure:"workers"`
-	QueueSize       int           `mapstructure:"queue_size"`
+	Workers   int `mapstructure:"workers"`
+	QueueSize int `mapstructure:"queue_size"`
+	// MemoryBudget bounds the bytes of row data held at once (queued
+	// changes, batches, snapshot rows read ahead, re-read values): a size
+	// such as "64MB"; "0" leaves it unbounded.
+	MemoryBudget    string        `mapstructure:"memory_budget"`
 	MaxBatch        int           `mapstructure:"max_batch"`
 	MaxWait         time.Duration `mapstructure:"max_wait"`
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
@@ -119,6 +123,12 @@ type Observability struct {
 type Log struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
+}
+
+// MemoryBudgetBytes is pipeline.memory_budget in bytes (0: unbounded).
+func (p Pipeline) MemoryBudgetBytes() int64 {
+	n, _ := ParseSize(p.MemoryBudget) // validated
+	return n
 }
 
 // ResolvedAPIKey is the embedding provider's API key: api_key, or else the

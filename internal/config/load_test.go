@@ -64,6 +64,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"log.format", cfg.Log.Format, "json"},
 		{"pipeline.workers", cfg.Pipeline.Workers, 4},
 		{"pipeline.queue_size", cfg.Pipeline.QueueSize, 4096},
+		{"pipeline.memory_budget", cfg.Pipeline.MemoryBudget, "64MB"},
 		{"pipeline.max_batch", cfg.Pipeline.MaxBatch, 500},
 		{"pipeline.max_wait", cfg.Pipeline.MaxWait, time.Duration(0)},
 		{"pipeline.shutdown_timeout", cfg.Pipeline.ShutdownTimeout, 30 * time.Second},

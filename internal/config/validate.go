@@ -221,6 +221,10 @@ func (t *Table) validate(l *errorList, key string) (connector.TableName, bool) {
 	return name, nameOK
 }
 
+// minMemoryBudget is the least pipeline.memory_budget accepted: below it,
+// rows of a few kilobytes would already go through one at a time.
+const minMemoryBudget = 1 << 20
+
 func (p *Pipeline) validate(l *errorList) {
 	positive := []struct {
 		key   string
@@ -234,6 +238,11 @@ func (p *Pipeline) validate(l *errorList) {
 		if f.value <= 0 {
 			l.add(f.key, fmt.Errorf("must be positive, got %d", f.value))
 		}
+	}
+	if n, err := ParseSize(p.MemoryBudget); err != nil {
+		l.add("pipeline.memory_budget", err)
+	} else if n > 0 && n < minMemoryBudget {
+		l.add("pipeline.memory_budget", fmt.Errorf("%q is below the least useful budget of 1MB (\"0\" leaves memory unbounded)", p.MemoryBudget))
 	}
 	if p.MaxWait < 0 {
 		l.add("pipeline.max_wait", fmt.Errorf("must not be negative, got %s", p.MaxWait))

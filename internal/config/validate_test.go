@@ -67,6 +67,8 @@ func TestValidateFailures(t *testing.T) {
 		{"zero workers", func(c *Config) { c.Pipeline.Workers = 0 }, "pipeline.workers", "must be positive"},
 		{"zero queue", func(c *Config) { c.Pipeline.QueueSize = 0 }, "pipeline.queue_size", "must be positive"},
 		{"zero batch", func(c *Config) { c.Pipeline.MaxBatch = -3 }, "pipeline.max_batch", "must be positive"},
+		{"memory budget not a size", func(c *Config) { c.Pipeline.MemoryBudget = "lots" }, "pipeline.memory_budget", `"lots" is not a size`},
+		{"memory budget too small", func(c *Config) { c.Pipeline.MemoryBudget = "64kB" }, "pipeline.memory_budget", "below the least useful budget of 1MB"},
 		{"negative max_wait", func(c *Config) { c.Pipeline.MaxWait = -1 }, "pipeline.max_wait", "must not be negative"},
 		{"zero shutdown timeout", func(c *Config) { c.Pipeline.ShutdownTimeout = 0 }, "pipeline.shutdown_timeout", "must be positive"},
 		{"zero status interval", func(c *Config) { c.Pipeline.StatusInterval = 0 }, "pipeline.status_interval", "must be positive"},

@@ -253,6 +253,7 @@ func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int6
 	}
 	_, err = snapshot.Run(ctx, snapshot.Config{
 		DSN: pg.DSN, Store: b.store, Apply: b.pipe, Remove: remove, Progress: progress, Log: b.log,
+		Budget: b.pipe.Budget(),
 	}, x, []*pipeline.Table{t})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()

@@ -201,3 +201,14 @@ func (e *Env) walEnd(ctx context.Context) (pglogrepl.LSN, error) {
 	}
 	return lsn, nil
 }
+
+// PipelineConfig is the pipeline's tuning from the configuration, the one
+// place that maps the pipeline.* keys, for `run`, `snapshot` and the bench.
+func PipelineConfig(cfg *config.Config) pipeline.Config {
+	return pipeline.Config{
+		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
+		MemoryBudget: cfg.Pipeline.MemoryBudgetBytes(),
+		MaxBatch:     cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait,
+		EmbedBatch: cfg.Embedding.BatchSize,
+	}
+}

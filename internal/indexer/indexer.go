@@ -76,11 +76,9 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 		}
 		log.Info().Stringer("until_lsn", recoverUntil).Msg("previous run did not stop cleanly: replayed changes are rewritten, not skipped")
 	}
-	pipe := pipeline.New(pipeline.Config{
-		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
-		MaxBatch: cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait, EmbedBatch: cfg.Embedding.BatchSize,
-		RecoverUntil: recoverUntil,
-	}, pipeline.Deps{
+	pipeCfg := PipelineConfig(cfg)
+	pipeCfg.RecoverUntil = recoverUntil
+	pipe := pipeline.New(pipeCfg, pipeline.Deps{
 		Tables: env.Tables, Embedder: env.Embedder, Chunker: env.Chunker,
 		Sink: env.Sink, State: env.State, Fetch: env.fetch, Tracker: tracker,
 		Metrics: m, Log: log,
@@ -97,7 +95,9 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 	// handed over, and is cut off only after the shutdown timeout.
 	pipeCtx, cancelPipe := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelPipe()
-	msgs := make(chan connector.Message, 1024)
+	// Decoded changes wait here outside the memory budget (the dispatcher
+	// takes their bytes from it): a short hand-over keeps that small.
+	msgs := make(chan connector.Message, 64)
 	stopWatch := srv.watch(ctx, cfg, env, watched{tracker: tracker, stream: stream, pipe: pipe, msgs: msgs})
 	defer stopWatch()
 	pipeDone := make(chan error, 1)

@@ -200,10 +200,7 @@ func (e *Env) snapshotLocal(ctx context.Context, cfg *config.Config, opts Snapsh
 	if created {
 		start = x.ConsistentPoint
 	}
-	pipe := pipeline.New(pipeline.Config{
-		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
-		MaxBatch: cfg.Pipeline.MaxBatch, MaxWait: cfg.Pipeline.MaxWait, EmbedBatch: cfg.Embedding.BatchSize,
-	}, pipeline.Deps{
+	pipe := pipeline.New(PipelineConfig(cfg), pipeline.Deps{
 		Tables: e.Tables, Embedder: e.Embedder, Chunker: e.Chunker,
 		Sink: e.Sink, State: e.State, Fetch: e.fetch, Tracker: checkpoint.NewTracker(start),
 		Metrics: m, Log: log,
@@ -228,7 +225,7 @@ func (e *Env) snapshotLocal(ctx context.Context, cfg *config.Config, opts Snapsh
 	began := time.Now()
 	results, err := snapshot.Run(ctx, snapshot.Config{
 		DSN: cfg.Postgres.DSN, Readers: opts.Readers, ChunkRows: opts.ChunkRows,
-		Store: store, Apply: pipe, Progress: progress, Log: log,
+		Store: store, Apply: pipe, Progress: progress, Log: log, Budget: pipe.Budget(),
 		Remove: e.removeRows,
 	}, x, tables)
 	if err != nil {

@@ -49,15 +49,17 @@ type Metrics struct {
 	WriteErrors    prometheus.Counter
 	Embedding      *EmbeddingMetrics // provider requests, retries, cost, cache (embedding.go)
 
-	Received    *prometheus.CounterVec   // changes taken from the stream, by table and op
-	Stage       *prometheus.HistogramVec // by stage (decode, render, embed, write)
-	LagBytes    prometheus.Gauge         // server WAL position minus the applied position
-	LagSeconds  prometheus.Gauge         // age of the oldest transaction not yet applied
-	RetainedWAL prometheus.Gauge         // server WAL position minus the slot's restart_lsn
-	Up          *prometheus.GaugeVec     // by dependency (postgres, weaviate): 1 reachable, 0 not
-	Ready       prometheus.Gauge         // 1 while /readyz answers 200
-	Standby     prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
-	Waits       *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
+	Received     *prometheus.CounterVec   // changes taken from the stream, by table and op
+	Stage        *prometheus.HistogramVec // by stage (decode, render, embed, write)
+	LagBytes     prometheus.Gauge         // server WAL position minus the applied position
+	LagSeconds   prometheus.Gauge         // age of the oldest transaction not yet applied
+	RetainedWAL  prometheus.Gauge         // server WAL position minus the slot's restart_lsn
+	Up           *prometheus.GaugeVec     // by dependency (postgres, weaviate): 1 reachable, 0 not
+	Ready        prometheus.Gauge         // 1 while /readyz answers 200
+	Standby      prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
+	Waits        *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
+	MemoryHeld   prometheus.Gauge         // bytes of row data held against pipeline.memory_budget
+	MemoryBudget prometheus.Gauge         // pipeline.memory_budget in bytes (0: unbounded)
 
 	// Lag remembers the commit time of each transaction not yet applied.
 	Lag *LagClock
@@ -138,12 +140,20 @@ func New() *Metrics {
 			Name: "cdc_indexer_wait_requests_total",
 			Help: "Read-your-writes /v1/wait requests by result (ok, timeout, bad_request).",
 		}, []string{"result"}),
+		MemoryHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_memory_held_bytes",
+			Help: "Bytes of row data held (queued changes, batches, snapshot rows read ahead, re-read values), bounded by pipeline.memory_budget.",
+		}),
+		MemoryBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_memory_budget_bytes",
+			Help: "pipeline.memory_budget in bytes; 0 when unbounded.",
+		}),
 		Lag:    &LagClock{},
 		queues: newFuncGauges("cdc_indexer_queue_depth", "Items waiting, by queue: stream (decoded messages not yet dispatched), live (changes waiting for a worker), backfill (snapshot rows waiting for a worker), in_flight (changes dispatched and not yet acknowledged).", "queue"),
 	}
 	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
-		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.queues,
+		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.queues,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
 	m.Embedding = newEmbeddingMetrics(m.Registry)
 	return m

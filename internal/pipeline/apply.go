@@ -69,7 +69,8 @@ func (p *Pipeline) applyLast(ctx context.Context, batch []item) error {
 
 func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err error) {
 	start := time.Now()
-	rows, err := p.completeRows(ctx, t, items)
+	rows, reread, err := p.completeRows(ctx, t, items)
+	defer p.budget.Release(reread)
 	if err != nil {
 		return err
 	}
@@ -193,8 +194,10 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 // completeRows returns each item's row, with unchanged TOAST values the
 // document needs read back from the table: the stream does not carry them,
 // and indexing without them would index a placeholder. A nil row means the
-// row no longer exists.
-func (p *Pipeline) completeRows(ctx context.Context, t *Table, items []item) ([]connector.Row, error) {
+// row no longer exists. The re-read values are charged to the budget
+// (without waiting: see Budget); the caller releases the bytes returned once
+// the batch is applied.
+func (p *Pipeline) completeRows(ctx context.Context, t *Table, items []item) ([]connector.Row, int64, error) {
 	rows := make([]connector.Row, len(items))
 	var missing []connector.Key
 	for i, it := range items {
@@ -204,12 +207,17 @@ func (p *Pipeline) completeRows(ctx context.Context, t *Table, items []item) ([]
 		}
 	}
 	if len(missing) == 0 {
-		return rows, nil
+		return rows, 0, nil
 	}
 	current, err := p.fetch(ctx, t.Info, missing)
 	if err != nil {
-		return nil, fmt.Errorf("re-read %d rows of %s for values the stream did not carry (unchanged TOAST, generated columns): %w", len(missing), t.SourceTable, err)
+		return nil, 0, fmt.Errorf("re-read %d rows of %s for values the stream did not carry (unchanged TOAST, generated columns): %w", len(missing), t.SourceTable, err)
 	}
+	var reread int64
+	for _, r := range current {
+		reread += r.Size()
+	}
+	p.budget.Charge(reread)
 	for i, it := range items {
 		if it.remove || !t.needsRow(it.unchanged) {
 			continue
@@ -225,7 +233,7 @@ func (p *Pipeline) completeRows(ctx context.Context, t *Table, items []item) ([]
 		}
 		rows[i] = row
 	}
-	return rows, nil
+	return rows, reread, nil
 }
 
 func (p *Pipeline) count(t *Table, ops []connector.Op, outcome string) {

@@ -25,6 +25,10 @@ type BackfillRow struct {
 	// is removed from the index unless a change committed after the
 	// snapshot was applied to it since.
 	Gone bool
+	// Held is the bytes of the pipeline's Budget the reader already took
+	// for this row; the pipeline releases them once the row is applied.
+	// Rows with none held acquire their bytes as they are queued.
+	Held int64
 }
 
 // Backfill applies rows a snapshot read at position at, and returns once all
@@ -52,13 +56,25 @@ func (p *Pipeline) Backfill(ctx context.Context, t *Table, rows []BackfillRow, a
 	}
 	var wg sync.WaitGroup
 	wg.Add(len(rows))
-	for _, r := range rows {
-		it := item{table: t, op: opSnapshot, key: r.Key, row: r.Row, remove: r.Gone, lsn: Position{LSN: at}, backfill: &wg, unrecorded: r.Unrecorded}
+	for i, r := range rows {
+		it := item{table: t, op: opSnapshot, key: r.Key, row: r.Row, remove: r.Gone, lsn: Position{LSN: at}, backfill: &wg, unrecorded: r.Unrecorded, held: r.Held}
+		if it.held == 0 {
+			held, err := p.budget.Acquire(ctx, r.Row.Size()+itemOverhead)
+			if err != nil {
+				p.releaseRows(rows[i+1:])
+				return err
+			}
+			it.held = held
+		}
 		select {
 		case p.backfillQueues[p.route(t, r.Key)] <- it:
 		case <-ctx.Done():
+			p.budget.Release(it.held)
+			p.releaseRows(rows[i+1:])
 			return ctx.Err()
 		case <-p.stopped:
+			p.budget.Release(it.held)
+			p.releaseRows(rows[i+1:])
 			return p.stopErr()
 		}
 	}
@@ -71,6 +87,13 @@ func (p *Pipeline) Backfill(ctx context.Context, t *Table, rows []BackfillRow, a
 		return ctx.Err()
 	case <-p.stopped:
 		return p.stopErr()
+	}
+}
+
+// releaseRows hands back the bytes of rows that were never queued.
+func (p *Pipeline) releaseRows(rows []BackfillRow) {
+	for _, r := range rows {
+		p.budget.Release(r.Held)
 	}
 }
 

@@ -36,6 +36,9 @@ type Sink interface {
 type Config struct {
 	Workers   int // parallel appliers; each owns a share of the keys
 	QueueSize int // items buffered per worker before the reader is slowed down
+	// MemoryBudget bounds the bytes of row data held in queues and batches
+	// (Budget); 0 leaves them unbounded.
+	MemoryBudget int64
 	MaxBatch  int // most changes one worker applies in one round
 	// MaxWait is how long a worker that already has several changes waits
 	// for more before applying them; a single change never waits.
@@ -65,6 +68,7 @@ type Pipeline struct {
 	fetch    RowFetcher
 	tracker  *checkpoint.Tracker
 	metrics  *metrics.Metrics
+	budget   *Budget // bytes of row data held (budget.go); nil: unbounded
 	log      zerolog.Logger
 	seed     maphash.Seed
 
@@ -112,12 +116,14 @@ func New(cfg Config, d Deps) *Pipeline {
 	p := &Pipeline{
 		cfg: cfg, tables: map[connector.TableName][]*Table{},
 		embedder: d.Embedder, chunker: d.Chunker, sink: d.Sink, state: d.State,
-		fetch: d.Fetch, tracker: d.Tracker, metrics: d.Metrics, log: d.Log, seed: maphash.MakeSeed(),
+		fetch: d.Fetch, tracker: d.Tracker, metrics: d.Metrics, budget: NewBudget(cfg.MemoryBudget), log: d.Log, seed: maphash.MakeSeed(),
 	}
 	if p.metrics == nil {
 		p.metrics = metrics.New()
 	}
 	observeEmbedder(p.embedder, p.metrics) // embed.go
+	p.metrics.MemoryBudget.Set(float64(cfg.MemoryBudget))
+	p.budget.Observe(func(held int64) { p.metrics.MemoryHeld.Set(float64(held)) })
 	for _, t := range d.Tables {
 		p.tables[t.Info.Name] = append(p.tables[t.Info.Name], t)
 	}
@@ -131,6 +137,10 @@ func New(cfg Config, d Deps) *Pipeline {
 	p.truncatedAt = map[*Table]pglogrepl.LSN{}
 	return p
 }
+
+// Budget is the pipeline's memory budget, for snapshot readers to share
+// (snapshot.Config.Budget): rows they read ahead count like queued changes.
+func (p *Pipeline) Budget() *Budget { return p.budget }
 
 // item is one unit of work for a worker: make the row at key match row, or
 // remove it when remove is set.
@@ -147,6 +157,7 @@ type item struct {
 	// unrecorded: Weaviate may hold a version of the row the state does not
 	// record (BackfillRow.Unrecorded)
 	unrecorded bool
+	held       int64 // bytes of the budget this item holds until it is applied
 }
 
 // Run consumes messages until in is closed or ctx ends, and returns after
@@ -231,6 +242,18 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 			for _, t := range mappings {
 				items = append(items, p.itemsFor(t, m)...)
 			}
+			// The reader waits here while the budget is spent: backpressure,
+			// never a drop. The items share the change's bytes (one row,
+			// however many mappings); the first holds the rest of the split.
+			held, err := p.budget.Acquire(ctx, m.Row.Size()+itemOverhead*int64(len(items)))
+			if err != nil {
+				return err
+			}
+			share := held / int64(len(items))
+			items[0].held = held - share*int64(len(items)-1)
+			for i := 1; i < len(items); i++ {
+				items[i].held = share
+			}
 			tx := p.tracker.Add(m.CommitLSN, len(items))
 			for _, it := range items {
 				it.tx = tx
@@ -241,6 +264,10 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 		}
 	}
 }
+
+// itemOverhead is what an item costs beyond its row: the item, the key, and
+// the document, chunks and request it turns into while it applies.
+const itemOverhead = 512
 
 // itemsFor splits a change into per-key work. A primary-key change becomes a
 // removal of the old key and a write of the new one: each goes to the worker

@@ -110,13 +110,15 @@ func (w *worker) fill(batch *[]item) (closed bool) {
 	return false
 }
 
-// ack tells the tracker, one call per transaction rather than per change.
+// ack tells the tracker, one call per transaction rather than per change,
+// and hands the batch's bytes back to the budget.
 func (w *worker) ack(batch []item) {
 	var tx *checkpoint.Txn
 	n := 0
 	now := time.Now()
 	w.p.metrics.BatchSize.Observe(float64(len(batch)))
 	for _, it := range batch {
+		w.p.budget.Release(it.held)
 		if it.backfill != nil {
 			it.backfill.Done()
 			continue

@@ -45,6 +45,11 @@ type Config struct {
 	Apply    Applier
 	Progress *Progress // optional
 	Log      zerolog.Logger
+	// Budget is the pipeline's memory budget: a reader takes each row's
+	// bytes as it reads it and hands them over with the row
+	// (pipeline.BackfillRow.Held), so rows read ahead count like queued
+	// changes. A chunk ends early when the budget is spent. Optional.
+	Budget *pipeline.Budget
 	// Remove, when set (with Store), takes rows out of the index: once a
 	// table is read to its end, the rows the state holds that the snapshot
 	// does not are removed (they were deleted while no stream delivered
@@ -115,6 +120,10 @@ func Run(ctx context.Context, cfg Config, x *Export, tables []*pipeline.Table) (
 type reader struct {
 	conn *pgx.Conn
 	tx   pgx.Tx
+	// rowBytes is the mean size of the rows of the last chunk: it sizes the
+	// next chunk to a fair share of the budget, so that a table of big rows
+	// is not read 2,000 rows at a time only to stop early.
+	rowBytes int64
 }
 
 func openReaders(ctx context.Context, dsn string, n int, x *Export) (_ []*reader, err error) {
@@ -282,11 +291,12 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 		if after == nil {
 			after = p.Lower
 		}
-		rows, last, err := r.chunk(ctx, q, after, p.Upper, cfg.ChunkRows)
+		limit := r.chunkLimit(cfg)
+		rows, last, cut, err := r.chunk(ctx, cfg.Budget, q, after, p.Upper, limit)
 		if err != nil {
 			return read, err
 		}
-		done := len(rows) < cfg.ChunkRows
+		done := !cut && len(rows) < limit
 		if unrecorded {
 			for i := range rows {
 				rows[i].Unrecorded = true
@@ -323,7 +333,7 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 // chunk reads up to limit rows with keys after `after` (nil: from the first)
 // and at most upper (nil: to the last), in key order, and returns them with
 // the last one's key.
-func (r *reader) chunk(ctx context.Context, q *tableQuery, after, upper connector.Key, limit int) ([]pipeline.BackfillRow, connector.Key, error) {
+func (r *reader) chunk(ctx context.Context, budget *pipeline.Budget, q *tableQuery, after, upper connector.Key, limit int) (out []pipeline.BackfillRow, last connector.Key, cut bool, err error) {
 	args := []any{connector.TextResult}
 	for _, k := range after {
 		args = append(args, k)
@@ -331,26 +341,63 @@ func (r *reader) chunk(ctx context.Context, q *tableQuery, after, upper connecto
 	for _, k := range upper {
 		args = append(args, k)
 	}
+	defer func() {
+		if err != nil {
+			for _, row := range out {
+				budget.Release(row.Held)
+			}
+			out = nil
+		}
+	}()
 	rows, err := r.tx.Query(ctx, q.chunkSQL(after != nil, upper != nil, limit), args...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", q.t.SourceTable, err)
+		return nil, nil, false, fmt.Errorf("read %s: %w", q.t.SourceTable, err)
 	}
 	defer rows.Close()
-	var out []pipeline.BackfillRow
+	var bytes int64
 	for rows.Next() {
 		row, key, err := q.tm.DecodeRow(&q.t.Info, rows.RawValues())
 		if err != nil {
-			return nil, nil, err
+			return out, nil, false, err
 		}
-		out = append(out, pipeline.BackfillRow{Key: key, Row: row})
+		size := row.Size()
+		held, ok := budget.TryAcquire(size)
+		if !ok {
+			if len(out) > 0 {
+				// The budget is spent: index what was read, read on later.
+				cut = true
+				break
+			}
+			// Nothing held by this reader: waiting cannot deadlock, what
+			// holds the budget is queued in the pipeline and will be applied.
+			if held, err = budget.Acquire(ctx, size); err != nil {
+				return out, nil, false, err
+			}
+		}
+		bytes += size
+		out = append(out, pipeline.BackfillRow{Key: key, Row: row, Held: held})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", q.t.SourceTable, err)
+	if !cut {
+		if err := rows.Err(); err != nil {
+			return out, nil, false, fmt.Errorf("read %s: %w", q.t.SourceTable, err)
+		}
 	}
 	if len(out) == 0 {
-		return nil, nil, nil
+		return nil, nil, false, nil
 	}
-	return out, out[len(out)-1].Key, nil
+	r.rowBytes = bytes / int64(len(out))
+	return out, out[len(out)-1].Key, cut, nil
+}
+
+// chunkLimit is how many rows the next chunk reads: ChunkRows, or fewer when
+// that many rows of the size seen so far would take more than a fair share
+// (half the budget split among the readers).
+func (r *reader) chunkLimit(cfg Config) int {
+	if cfg.Budget.Total() == 0 || r.rowBytes == 0 {
+		return cfg.ChunkRows
+	}
+	share := cfg.Budget.Total() / int64(2*cfg.Readers)
+	return int(max(1, min(int64(cfg.ChunkRows), share/r.rowBytes)))
 }
 
 // sweep removes from the index the rows the state holds that the
