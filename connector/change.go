@@ -103,6 +103,13 @@ type Change struct {
 	Key Key
 	// OldKey is set on an update that changed the primary key.
 	OldKey Key
+	// KeyLost says the stream did not carry the old primary key: the
+	// table's replica identity, when the change was written, was an index
+	// without the primary key. A delete then names no row (Key is empty),
+	// and an update may have changed its key unseen; only reading the
+	// table again tells which rows are gone. (Under REPLICA IDENTITY
+	// NOTHING pgoutput sends no delete at all; check and run refuse it.)
+	KeyLost bool
 	// Row holds the new values for insert and update. Columns listed in
 	// Unchanged are absent: PostgreSQL did not send them (unchanged TOAST, or
 	// a generated column) and the old tuple could not supply them either.

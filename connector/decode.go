@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -134,10 +135,12 @@ func (d *Decoder) update(r *relation, m *pglogrepl.UpdateMessage) (*Change, erro
 	c := &Change{Op: OpUpdate, Table: r.name, Key: key, Row: row, Unchanged: unchanged}
 	if m.OldTuple != nil {
 		oldKey, err := tupleKey(r, m.OldTuple, m.OldTupleType)
-		if err != nil {
+		switch {
+		case errors.Is(err, errKeyNotCarried):
+			c.KeyLost = true // the identity changed; whether the key did is unknown
+		case err != nil:
 			return nil, fmt.Errorf("old key: %w", err)
-		}
-		if !oldKey.Equal(key) {
+		case !oldKey.Equal(key):
 			c.OldKey = oldKey
 		}
 	}
@@ -146,9 +149,14 @@ func (d *Decoder) update(r *relation, m *pglogrepl.UpdateMessage) (*Change, erro
 
 func (d *Decoder) delete(r *relation, m *pglogrepl.DeleteMessage) (*Change, error) {
 	if m.OldTuple == nil {
-		return nil, fmt.Errorf("delete without old key")
+		// pgoutput does not send a delete without an old tuple (REPLICA
+		// IDENTITY NOTHING): nothing names the row.
+		return &Change{Op: OpDelete, Table: r.name, KeyLost: true}, nil
 	}
 	key, err := tupleKey(r, m.OldTuple, m.OldTupleType)
+	if errors.Is(err, errKeyNotCarried) {
+		return &Change{Op: OpDelete, Table: r.name, KeyLost: true}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -259,10 +267,15 @@ func tupleKey(r *relation, t *pglogrepl.TupleData, tupleType uint8) (Key, error)
 	return key, nil
 }
 
+// errKeyNotCarried: the old tuple holds the replica identity's columns and
+// they do not include the primary key (REPLICA IDENTITY USING INDEX of
+// another index at the time of the change).
+var errKeyNotCarried = errors.New("replica identity does not include the primary key")
+
 func tupleKeyColumn(r *relation, t *pglogrepl.TupleData, tupleType uint8, idx int) (string, error) {
 	rc := r.cols[idx]
 	if tupleType == pglogrepl.UpdateMessageTupleTypeKey && !rc.key {
-		return "", fmt.Errorf("replica identity does not include primary key column %q; set REPLICA IDENTITY DEFAULT or FULL", rc.name)
+		return "", fmt.Errorf("%w: column %q is not sent; set REPLICA IDENTITY DEFAULT or FULL", errKeyNotCarried, rc.name)
 	}
 	if len(t.Columns) != len(r.cols) {
 		return "", fmt.Errorf("old tuple has %d columns, relation %d", len(t.Columns), len(r.cols))

@@ -109,7 +109,17 @@ func (rc *relationCache) update(m *pglogrepl.RelationMessage) *relation {
 				r.uncarried = append(r.uncarried, c.Name)
 			}
 		}
-		r.keyIdx = keyPositions(info.Key, r.cols)
+		// The key's current names: those the previous Relation message of
+		// the same table resolved (a rename followed once stays followed,
+		// whatever the replica identity is later), else the described ones.
+		names := info.Key
+		if old, ok := rc.rels[r.id]; ok && old.info == info && resolved(old.keyIdx) {
+			names = make([]string, len(old.keyIdx))
+			for i, idx := range old.keyIdx {
+				names[i] = old.cols[idx].name
+			}
+		}
+		r.keyIdx = keyPositions(names, r.cols, m.ReplicaIdentity)
 	}
 	rc.rels[r.id] = r
 	return r
@@ -135,12 +145,23 @@ func (r *relation) has(name string) bool {
 	return false
 }
 
+func resolved(keyIdx []int) bool {
+	for _, i := range keyIdx {
+		if i < 0 {
+			return false
+		}
+	}
+	return len(keyIdx) > 0
+}
+
 // keyPositions finds each key column in cols, in key order; -1 for one that
-// is missing. A key column renamed while streaming is followed: when the
-// columns the relation flags as its replica identity and that match no key
-// name are exactly as many as the missing key columns, they stand in for
-// them in column order (exact for a one-column key, the common case).
-func keyPositions(key []string, cols []relColumn) []int {
+// is missing. A key column renamed while streaming is followed: under the
+// default replica identity (the primary key), when the columns the relation
+// flags and that match no key name are exactly as many as the missing key
+// columns, they stand in for them in column order (exact for a one-column
+// key, the common case). Under another identity the flags mark another
+// index's columns, which say nothing about the key.
+func keyPositions(key []string, cols []relColumn, identity byte) []int {
 	pos := make([]int, len(key))
 	used := make([]bool, len(cols))
 	var missing []int
@@ -156,7 +177,7 @@ func keyPositions(key []string, cols []relColumn) []int {
 			missing = append(missing, i)
 		}
 	}
-	if len(missing) == 0 {
+	if len(missing) == 0 || identity != 'd' {
 		return pos
 	}
 	var flagged []int

@@ -82,7 +82,7 @@ func TestParseTableName(t *testing.T) {
 func TestRowSizeCountsTextOnceAndBytesBeside(t *testing.T) {
 	tm := NewTypeMap(nil)
 	text := tm.Decode(25, []byte("hello world")) // text: Go shares Text
-	bytea := tm.Decode(17, []byte(`\x00010203`))  // bytea: Go is a []byte of its own
+	bytea := tm.Decode(17, []byte(`\x00010203`)) // bytea: Go is a []byte of its own
 	row := Row{"t": text, "b": bytea, "n": tm.Null(25)}
 	want := int64(len("t")+len("hello world")+valueOverhead) +
 		int64(len("b")+len(`\x00010203`)+4+valueOverhead) +

@@ -659,6 +659,24 @@ func (h *harness) setSection(section string, values map[string]any) {
 	h.cfg = cfg
 }
 
+// setTemplate changes mapping i's template in the config file (as an
+// operator would before a restart) and the SQL oracle's expectation with it.
+func (h *harness) setTemplate(i int, template, textSQL string) {
+	h.t.Helper()
+	doc := h.configDoc()
+	doc["tables"].([]any)[i].(map[string]any)["template"] = template
+	h.writeConfigDoc(h.cfgPath, doc)
+	cfg, err := config.Load(h.cfgPath)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		h.t.Fatalf("config: %v", err)
+	}
+	h.cfg = cfg
+	h.maps[i].Template, h.maps[i].TextSQL = template, textSQL
+}
+
 // configDoc is the config file as a document to edit.
 func (h *harness) configDoc() map[string]any {
 	h.t.Helper()

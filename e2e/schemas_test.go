@@ -169,8 +169,10 @@ func TestTableInTwoMappings(t *testing.T) {
 
 // TestSchemaChangesWhileStreaming (contract section 3): columns added and
 // dropped outside the mapping, the primary-key column and the table renamed
-// are followed; a renamed template column turns the rows it affects into
-// dead letters that name the fix, while the rest of the stream goes on.
+// are followed; deletes and a key change under a replica identity without
+// the primary key are found by reading the table again; a renamed template
+// column turns the rows it affects into dead letters that name the fix,
+// while the rest of the stream goes on.
 func TestSchemaChangesWhileStreaming(t *testing.T) {
 	h := newHarness(t, articlesSchema, articles())
 	h.start()
@@ -192,6 +194,20 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 	h.exec(`UPDATE articles SET article_id = 500 WHERE article_id = 6`)
 	h.exec(`DELETE FROM articles WHERE article_id = 7`)
 	h.requireInSync("primary-key column renamed")
+
+	// Another index as the replica identity: deletes and key changes no
+	// longer carry the primary key, so the table is read again to find the
+	// rows they removed.
+	h.exec(`ALTER TABLE articles ADD COLUMN slug text;
+UPDATE articles SET slug = 's' || article_id;
+ALTER TABLE articles ALTER COLUMN slug SET NOT NULL;
+CREATE UNIQUE INDEX articles_slug ON articles (slug);
+ALTER TABLE articles REPLICA IDENTITY USING INDEX articles_slug`)
+	h.exec(`DELETE FROM articles WHERE article_id IN (13, 14)`)
+	h.exec(`UPDATE articles SET slug = 'rekeyed', article_id = 700 WHERE article_id = 15`)
+	h.exec(`UPDATE articles SET title = 'identity switched' WHERE article_id = 16`)
+	h.requireConverges("replica identity switched to another index, then deletes and a key change")
+	h.exec(`ALTER TABLE articles REPLICA IDENTITY DEFAULT; DROP INDEX articles_slug; ALTER TABLE articles DROP COLUMN slug`)
 
 	// The mapping keeps its name for the table; the oracle reads the
 	// renamed table through a view of the old name.
@@ -218,6 +234,43 @@ func TestSchemaChangesWhileStreaming(t *testing.T) {
 	}
 	if _, ok := got["12"]; !ok {
 		t.Fatal("an untouched row lost its objects")
+	}
+}
+
+// TestMappingFollowsTheSchemaAfterRestarts (contract section 3): a column
+// added while streaming is used by a new template after a restart, and a
+// renamed template column (its rows dead letters naming the fix) is
+// followed once the template names it: each restart with a changed
+// template re-indexes every row, not only those that change later.
+func TestMappingFollowsTheSchemaAfterRestarts(t *testing.T) {
+	h := newHarness(t, articlesSchema, articles())
+	c := h.start()
+	seedArticles(h, 30)
+	h.requireInSync("seed")
+	h.exec(`ALTER TABLE articles ADD COLUMN summary text`)
+	h.exec(`UPDATE articles SET summary = 'summary of ' || id WHERE id % 2 = 0`)
+	h.requireInSync("column added, not in the template yet")
+	c.stop(t)
+
+	h.setTemplate(0, "{{.title}}: {{.summary}}", "coalesce(title, '') || ': ' || coalesce(summary, '')")
+	c = h.start()
+	h.requireConverges("restart with a template over the added column")
+
+	h.exec(`ALTER TABLE articles RENAME COLUMN summary TO abstract`)
+	h.exec(`UPDATE articles SET abstract = 'renamed ' || id WHERE id IN (4, 5)`)
+	h.exec(`UPDATE articles SET views = views + 1 WHERE id = 6`)
+	h.waitCaughtUp()
+	letters := h.deadLetters()
+	if len(letters) != 3 || !strings.Contains(letters[0].Error, `"summary" was dropped or renamed`) {
+		t.Fatalf("dead letters after the template column was renamed = %+v, want rows 4, 5 and 6 naming summary", letters)
+	}
+	c.stop(t)
+
+	h.setTemplate(0, "{{.title}}: {{.abstract}}", "coalesce(title, '') || ': ' || coalesce(abstract, '')")
+	h.start()
+	h.requireConverges("restart with the template naming the renamed column")
+	if letters := h.deadLetters(); len(letters) != 0 {
+		t.Fatalf("dead letters left after the template was fixed: %+v", letters)
 	}
 }
 

@@ -55,6 +55,16 @@ type backfiller struct {
 	warned  bool
 }
 
+// rereadTable is the pipeline's Reread: it records a request for an online
+// backfill of the mapping, which the backfiller serves (also after a
+// restart: the request is in the state schema).
+func (e *Env) rereadTable(cfg *config.Config) func(ctx context.Context, t *pipeline.Table) error {
+	store := snapshot.NewStore(e.Pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot)
+	return func(ctx context.Context, t *pipeline.Table) error {
+		return store.EnqueueUnlessPending(ctx, snapshot.TableRef{Collection: t.Collection, SourceTable: t.SourceTable})
+	}
+}
+
 // waitForLock takes the slot's lock before the stream starts. While a
 // snapshot holds it, streaming waits: the snapshot applies rows for the
 // slot's tables itself and must not race with the stream. It returns nil
@@ -251,9 +261,17 @@ func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int6
 		}
 		return b.pipe.Backfill(ctx, t, rows, x.At)
 	}
+	requests, err := b.store.Requests(ctx, ids)
+	if err != nil {
+		return err
+	}
+	rewrite := false
+	for _, r := range requests {
+		rewrite = rewrite || r.Rewrite
+	}
 	_, err = snapshot.Run(ctx, snapshot.Config{
 		DSN: pg.DSN, Store: b.store, Apply: b.pipe, Remove: remove, Progress: progress, Log: b.log,
-		Budget: b.pipe.Budget(),
+		Budget: b.pipe.Budget(), Rewrite: rewrite,
 	}, x, []*pipeline.Table{t})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()

@@ -39,7 +39,7 @@ type Config struct {
 	// MemoryBudget bounds the bytes of row data held in queues and batches
 	// (Budget); 0 leaves them unbounded.
 	MemoryBudget int64
-	MaxBatch  int // most changes one worker applies in one round
+	MaxBatch     int // most changes one worker applies in one round
 	// MaxWait is how long a worker that already has several changes waits
 	// for more before applying them; a single change never waits.
 	MaxWait    time.Duration
@@ -66,6 +66,7 @@ type Pipeline struct {
 	sink     Sink
 	state    State
 	fetch    RowFetcher
+	reread   func(ctx context.Context, t *Table) error
 	tracker  *checkpoint.Tracker
 	metrics  *metrics.Metrics
 	budget   *Budget // bytes of row data held (budget.go); nil: unbounded
@@ -82,6 +83,7 @@ type Pipeline struct {
 	applying    sync.RWMutex // held for reading while a batch applies, for writing by a truncate
 	truncMu     sync.Mutex
 	truncatedAt map[*Table]pglogrepl.LSN
+	rereadAt    map[string]pglogrepl.LSN // last transaction that asked to re-read a table (dispatcher only)
 
 	res resilience // failures: stalled applies, dead letters (deadletter.go)
 }
@@ -96,7 +98,13 @@ type Deps struct {
 	Fetch    RowFetcher
 	Tracker  *checkpoint.Tracker
 	Metrics  *metrics.Metrics // optional
-	Log      zerolog.Logger
+	// Reread asks for a mapping's table to be read again and the rows it
+	// no longer holds removed (an online backfill), for a change whose old
+	// primary key the stream did not carry (connector.Change.KeyLost). It
+	// must have recorded the request durably when it returns: the change
+	// is acknowledged after it. Nil makes such a change a fatal error.
+	Reread func(ctx context.Context, t *Table) error
+	Log    zerolog.Logger
 }
 
 // New builds a pipeline.
@@ -116,7 +124,7 @@ func New(cfg Config, d Deps) *Pipeline {
 	p := &Pipeline{
 		cfg: cfg, tables: map[connector.TableName][]*Table{},
 		embedder: d.Embedder, chunker: d.Chunker, sink: d.Sink, state: d.State,
-		fetch: d.Fetch, tracker: d.Tracker, metrics: d.Metrics, budget: NewBudget(cfg.MemoryBudget), log: d.Log, seed: maphash.MakeSeed(),
+		fetch: d.Fetch, reread: d.Reread, tracker: d.Tracker, metrics: d.Metrics, budget: NewBudget(cfg.MemoryBudget), log: d.Log, seed: maphash.MakeSeed(),
 	}
 	if p.metrics == nil {
 		p.metrics = metrics.New()
@@ -238,9 +246,17 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 			}
 			p.metrics.CountReceived(mappings[0].SourceTable, m.Op.String())
 			p.metrics.Lag.Received(m.CommitLSN, m.CommitTime)
+			if m.KeyLost {
+				if err := p.rereadTables(ctx, mappings, m); err != nil {
+					return err
+				}
+			}
 			var items []item
 			for _, t := range mappings {
 				items = append(items, p.itemsFor(t, m)...)
+			}
+			if len(items) == 0 {
+				continue
 			}
 			// The reader waits here while the budget is spent: backpressure,
 			// never a drop. The items share the change's bytes (one row,
@@ -265,6 +281,32 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 	}
 }
 
+// rereadTables asks for the mappings of a change whose old key the stream
+// did not carry to be read again, once per table and transaction: a
+// DELETE of many rows is one request.
+func (p *Pipeline) rereadTables(ctx context.Context, mappings []*Table, c *connector.Change) error {
+	t0 := mappings[0]
+	if p.reread == nil {
+		return fmt.Errorf("table %s at %s: the stream did not carry the old primary key (replica identity without it), and nothing here can read the table again; set REPLICA IDENTITY DEFAULT or FULL", t0.SourceTable, c.CommitLSN)
+	}
+	if p.rereadAt[t0.SourceTable] == c.CommitLSN {
+		return nil
+	}
+	for _, t := range mappings {
+		err := retry(ctx, p.log, "ask to re-read "+t.SourceTable+" for "+t.Collection, func() error { return p.reread(ctx, t) })
+		if err != nil {
+			return fmt.Errorf("table %s at %s: asking to re-read it: %w", t.SourceTable, c.CommitLSN, err)
+		}
+	}
+	if p.rereadAt == nil {
+		p.rereadAt = map[string]pglogrepl.LSN{}
+	}
+	p.rereadAt[t0.SourceTable] = c.CommitLSN
+	p.log.Warn().Str("table", t0.SourceTable).Stringer("lsn", c.CommitLSN).Str("op", c.Op.String()).
+		Msg("the stream did not carry the old primary key of a change (replica identity without it): the table is read again to find the rows it removed; set REPLICA IDENTITY DEFAULT or FULL")
+	return nil
+}
+
 // itemOverhead is what an item costs beyond its row: the item, the key, and
 // the document, chunks and request it turns into while it applies.
 const itemOverhead = 512
@@ -276,6 +318,9 @@ func (p *Pipeline) itemsFor(t *Table, c *connector.Change) []item {
 	lsn := Position{LSN: c.CommitLSN, Time: c.CommitTime}
 	switch c.Op {
 	case connector.OpDelete:
+		if c.KeyLost {
+			return nil // which row is unknown: the table is read again (rereadTables)
+		}
 		return []item{{table: t, op: c.Op, key: c.Key, remove: true, lsn: lsn}}
 	case connector.OpUpdate:
 		if len(c.OldKey) > 0 && !c.OldKey.Equal(c.Key) {

@@ -45,6 +45,10 @@ type Config struct {
 	Apply    Applier
 	Progress *Progress // optional
 	Log      zerolog.Logger
+	// Rewrite marks every row Unrecorded (pipeline.BackfillRow): written
+	// even when its content hash is the recorded one, because something the
+	// hash does not cover (the chunking) changed.
+	Rewrite bool
 	// Budget is the pipeline's memory budget: a reader takes each row's
 	// bytes as it reads it and hands them over with the row
 	// (pipeline.BackfillRow.Held), so rows read ahead count like queued
@@ -184,7 +188,15 @@ func closeReaders(ctx context.Context, readers []*reader) {
 // earlier run left some unfinished, and otherwise splits the table afresh.
 func runTable(ctx context.Context, cfg Config, readers []*reader, t *pipeline.Table, at pglogrepl.LSN) (Result, error) {
 	start := time.Now()
-	q := newTableQuery(t)
+	// The table as it is now: columns may have been renamed since the
+	// connector described it at its start (the stream follows such
+	// renames; a read by the old names would fail). A table renamed since
+	// is read by its configured name, and fails with that name.
+	info := t.Info
+	if now, err := connector.DescribeTables(ctx, readers[0].tx, []connector.TableName{t.Info.Name}); err == nil && len(now[0].Key) > 0 {
+		info = now[0]
+	}
+	q := newTableQuery(t, info)
 	res := Result{Table: t, At: at}
 	total, err := readers[0].estimate(ctx, t)
 	if err != nil {
@@ -263,7 +275,7 @@ func runTable(ctx context.Context, cfg Config, readers []*reader, t *pipeline.Ta
 	}
 	cfg.Progress.Finish(name)
 	if err == nil && cfg.Store != nil && cfg.Remove != nil {
-		res.Removed, err = readers[0].sweep(ctx, cfg, t)
+		res.Removed, err = readers[0].sweep(ctx, cfg, t, info)
 	}
 	res.Elapsed = time.Since(start)
 	if err != nil {
@@ -297,7 +309,7 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 			return read, err
 		}
 		done := !cut && len(rows) < limit
-		if unrecorded {
+		if unrecorded || cfg.Rewrite {
 			for i := range rows {
 				rows[i].Unrecorded = true
 			}
@@ -356,7 +368,7 @@ func (r *reader) chunk(ctx context.Context, budget *pipeline.Budget, q *tableQue
 	defer rows.Close()
 	var bytes int64
 	for rows.Next() {
-		row, key, err := q.tm.DecodeRow(&q.t.Info, rows.RawValues())
+		row, key, err := q.tm.DecodeRow(&q.info, rows.RawValues())
 		if err != nil {
 			return out, nil, false, err
 		}
@@ -402,7 +414,7 @@ func (r *reader) chunkLimit(cfg Config) int {
 
 // sweep removes from the index the rows the state holds that the
 // snapshot does not, and returns how many.
-func (r *reader) sweep(ctx context.Context, cfg Config, t *pipeline.Table) (int64, error) {
+func (r *reader) sweep(ctx context.Context, cfg Config, t *pipeline.Table, info connector.TableInfo) (int64, error) {
 	const page = 1000
 	var removed int64
 	after := (*string)(nil)
@@ -413,11 +425,11 @@ func (r *reader) sweep(ctx context.Context, cfg Config, t *pipeline.Table) (int6
 		}
 		keys := make([]connector.Key, 0, len(indexed))
 		for _, s := range indexed {
-			if k, err := pipeline.ParseSourceKey(t.Info, s); err == nil {
+			if k, err := pipeline.ParseSourceKey(info, s); err == nil {
 				keys = append(keys, k)
 			}
 		}
-		present, err := connector.FetchRows(ctx, r.tx, t.Info, keys)
+		present, err := connector.FetchRows(ctx, r.tx, info, keys)
 		if err != nil {
 			return removed, err
 		}
@@ -526,6 +538,7 @@ func (r *reader) sampleBounds(ctx context.Context, q *tableQuery, total int64, n
 // tableQuery builds a table's keyset-pagination queries.
 type tableQuery struct {
 	t       *pipeline.Table
+	info    connector.TableInfo // the table as it is now (runTable)
 	tm      *connector.TypeMap
 	cols    string   // every column, as SelectColumns
 	keyRow  string   // (k1, k2)
@@ -533,12 +546,12 @@ type tableQuery struct {
 	keyType []string // format_type of each key column
 }
 
-func newTableQuery(t *pipeline.Table) *tableQuery {
-	q := &tableQuery{t: t, tm: connector.NewTypeMap([]connector.TableInfo{t.Info}), cols: connector.SelectColumns(&t.Info)}
-	names := make([]string, len(t.Info.Key))
-	for i, k := range t.Info.Key {
+func newTableQuery(t *pipeline.Table, info connector.TableInfo) *tableQuery {
+	q := &tableQuery{t: t, info: info, tm: connector.NewTypeMap([]connector.TableInfo{info}), cols: connector.SelectColumns(&info)}
+	names := make([]string, len(info.Key))
+	for i, k := range info.Key {
 		names[i] = connector.QuoteIdent(k)
-		c, _ := t.Info.Column(k)
+		c, _ := info.Column(k)
 		q.keyType = append(q.keyType, c.TypeName)
 	}
 	q.order = strings.Join(names, ", ")
