@@ -474,8 +474,9 @@ func TestFaultPoisonRow(t *testing.T) {
 }
 
 // TestFaultDeadLetterRetry: rows dead-lettered because of the template are
-// indexed after the template is fixed and `cdc-indexer deadletters retry`
-// asks the running connector to re-read them.
+// indexed after the template is fixed and the connector restarted (the
+// changed template re-indexes the table) and `cdc-indexer deadletters
+// retry` asks the running connector to re-read what is left.
 func TestFaultDeadLetterRetry(t *testing.T) {
 	h := newHarness(t, poisonSchema, poisonArticles())
 	first := h.startProcess()
@@ -495,8 +496,10 @@ func TestFaultDeadLetterRetry(t *testing.T) {
 	first.Process.Signal(syscall.SIGTERM)
 	waitGone(t, first)
 	h.startProcess()
+	// The changed template alone re-indexes the table online (mapping
+	// shapes), which may clear some dead letters before the retry does.
 	out = h.cli("deadletters", "retry", "--all", "--wait", "60s")
-	if !strings.Contains(out, "4 indexed") {
+	if !strings.Contains(out, " 0 failed again") && !strings.HasPrefix(out, "0 dead letters marked") {
 		t.Fatalf("deadletters retry:\n%s", out)
 	}
 	if letters := h.deadLetters(); len(letters) != 0 {

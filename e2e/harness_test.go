@@ -42,6 +42,9 @@ type mapping struct {
 	KeySQL string
 	// TextSQL is the row's expected rendered document, as SQL.
 	TextSQL string
+	// Tenant is the tenant column (tables[].tenant), if any; every object
+	// of a row must be in the tenant named by its value.
+	Tenant string
 }
 
 // harness is one database and one Weaviate collection per mapping, and the
@@ -94,7 +97,11 @@ func newHarnessAt(t *testing.T, dsn, url, grpc, schema string, maps ...mapping) 
 			maps[i].Collection = testenv.CollectionName(t)
 		}
 		m := maps[i]
-		tables = append(tables, map[string]any{"table": m.Table, "collection": m.Collection, "template": m.Template, "metadata": m.Metadata})
+		entry := map[string]any{"table": m.Table, "collection": m.Collection, "template": m.Template, "metadata": m.Metadata}
+		if m.Tenant != "" {
+			entry["tenant"] = m.Tenant
+		}
+		tables = append(tables, entry)
 	}
 	h.maps = maps
 	doc := map[string]any{
@@ -345,12 +352,16 @@ func (h *harness) waitCaughtUp() {
 type expected struct {
 	Text     string
 	Metadata map[string]any
+	Tenant   string
 }
 
 // expectedRows computes every row's document with SQL.
 func (h *harness) expectedRows(m mapping) map[string]expected {
 	h.t.Helper()
-	cols := ""
+	cols := ", " + "''"
+	if m.Tenant != "" {
+		cols = ", " + m.Tenant + "::text"
+	}
 	for _, c := range m.Metadata {
 		cols += ", " + c
 	}
@@ -365,10 +376,10 @@ func (h *harness) expectedRows(m mapping) map[string]expected {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		e := expected{Text: vals[1].(string), Metadata: map[string]any{}}
+		e := expected{Text: vals[1].(string), Metadata: map[string]any{}, Tenant: vals[2].(string)}
 		for i, c := range m.Metadata {
-			if vals[2+i] != nil {
-				e.Metadata[c] = vals[2+i]
+			if vals[3+i] != nil {
+				e.Metadata[c] = vals[3+i]
 			}
 		}
 		out[vals[0].(string)] = e
@@ -425,6 +436,9 @@ func (h *harness) diff(m mapping) []string {
 			}
 			if c.SourceTable != sourceTable(m.Table) {
 				problems = append(problems, fmt.Sprintf("row %s: source_table %q", key, c.SourceTable))
+			}
+			if c.Tenant != e.Tenant {
+				problems = append(problems, fmt.Sprintf("row %s chunk %d: in tenant %q, want %q", key, c.ChunkIndex, c.Tenant, e.Tenant))
 			}
 			if len(c.Vector) != h.cfg.Embedding.Dimensions {
 				problems = append(problems, fmt.Sprintf("row %s chunk %d: vector length %d", key, i, len(c.Vector)))

@@ -273,7 +273,7 @@ func TestOnlineSnapshotUnderUpdates(t *testing.T) {
 	for id := 5001; id <= 5500; id++ {
 		lost = append(lost, strconv.Itoa(id))
 	}
-	if err := h.weaviate.Delete(context.Background(), h.maps[0].Collection, "public.articles", lost); err != nil {
+	if err := h.weaviate.Delete(context.Background(), h.maps[0].Collection, "", "public.articles", lost); err != nil {
 		t.Fatal(err)
 	}
 	h.exec(`DELETE FROM cdc_indexer.documents WHERE source_key = ANY($1)`, lost)

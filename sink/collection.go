@@ -38,6 +38,9 @@ type CollectionSpec struct {
 	Vectorizer string
 	// VectorizerConfig is the module's class-level configuration.
 	VectorizerConfig map[string]any
+	// MultiTenant makes every object live in a tenant (tables[].tenant),
+	// created and activated as rows arrive.
+	MultiTenant bool
 }
 
 type propSpec struct {
@@ -170,6 +173,9 @@ func (w *Weaviate) EnsureCollection(ctx context.Context, spec CollectionSpec) (c
 		if w.replicationFactor > 1 {
 			c.ReplicationConfig = &models.ReplicationConfig{Factor: int64(w.replicationFactor)}
 		}
+		if spec.MultiTenant {
+			c.MultiTenancyConfig = multiTenancy()
+		}
 		for i, p := range props {
 			c.Properties[i] = p.model(vec)
 		}
@@ -200,6 +206,12 @@ func (w *Weaviate) EnsureCollection(ctx context.Context, spec CollectionSpec) (c
 func (w *Weaviate) reconcile(ctx context.Context, spec CollectionSpec, class *models.Class, props []propSpec) error {
 	if got := replicationFactor(class); w.replicationFactor > 0 && got != w.replicationFactor {
 		return fmt.Errorf("sink: collection %s has replication factor %d, weaviate.replication_factor is %d: set the key to %d, or change the collection's factor in Weaviate", spec.Name, got, w.replicationFactor, got)
+	}
+	if multi := isMultiTenant(class); multi != spec.MultiTenant {
+		if multi {
+			return fmt.Errorf("sink: collection %s has tenants, and the mapping names no tenant column: set tables[].tenant, or use another collection", spec.Name)
+		}
+		return fmt.Errorf("sink: collection %s has no tenants, and the mapping names a tenant column: Weaviate cannot add tenants to an existing collection; use a new collection name", spec.Name)
 	}
 	existing := make(map[string]*models.Property, len(class.Properties))
 	for _, p := range class.Properties {
@@ -290,6 +302,10 @@ func (w *Weaviate) rememberKinds(spec CollectionSpec) {
 	}
 	w.mu.Lock()
 	w.kinds[spec.Name] = m
+	if w.tenancy == nil {
+		w.tenancy = map[string]bool{}
+	}
+	w.tenancy[spec.Name] = spec.MultiTenant
 	w.mu.Unlock()
 }
 
@@ -300,20 +316,29 @@ func (w *Weaviate) kindsOf(collection string) map[string]kindInfo {
 }
 
 // CollectionVectorDimensions reports the length of the vectors stored in
-// the collection, by reading one object; ok is false when the collection
-// does not exist or holds no vector yet.
+// the collection, by reading one object (of the first tenant that has one);
+// ok is false when the collection does not exist or holds no vector yet.
 func (w *Weaviate) CollectionVectorDimensions(ctx context.Context, name string) (dims int, ok bool, err error) {
-	objs, _, err := w.listPage(ctx, name, "", 1, true)
-	if err != nil {
-		if errors.Is(err, errNoCollection) {
-			return 0, false, nil
+	errFound := errors.New("found")
+	err = w.forTenants(ctx, name, "", func(tenant string) error {
+		objs, _, err := w.listPage(ctx, name, tenant, "", 1, true)
+		if err != nil {
+			return err
 		}
+		if len(objs) > 0 && len(objs[0].vector) > 0 {
+			dims = len(objs[0].vector)
+			return errFound
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errFound):
+		return dims, true, nil
+	case err == nil, errors.Is(err, errNoCollection):
+		return 0, false, nil
+	default:
 		return 0, false, err
 	}
-	if len(objs) == 0 || len(objs[0].vector) == 0 {
-		return 0, false, nil
-	}
-	return len(objs[0].vector), true, nil
 }
 
 // replicationFactor is a class's replication factor; Weaviate reports none

@@ -26,7 +26,8 @@ const defaultProbeLimit = 10000
 const maxDeleteRounds = 1 << 20
 
 // Delete removes every object of the given rows (all their chunks), and no
-// object of any other row.
+// object of any other row, from tenant, or from every tenant when tenant is
+// "" (a collection without tenants has the one, unnamed).
 //
 // source_key uses field tokenization, so a filter for key "1" never matches
 // "11" or ["a","1"]. Field tokenization does trim surrounding whitespace,
@@ -34,26 +35,32 @@ const maxDeleteRounds = 1 << 20
 // the matching objects' keys and IDs, then deletes exactly the objects whose
 // key is one of keys, by ID. A collection that does not exist has nothing
 // to delete.
-func (w *Weaviate) Delete(ctx context.Context, collection, sourceTable string, keys []string) error {
+func (w *Weaviate) Delete(ctx context.Context, collection, tenant, sourceTable string, keys []string) error {
 	keys = unique(keys)
-	for start := 0; start < len(keys); start += deleteChunk {
-		end := min(start+deleteChunk, len(keys))
-		if err := w.deleteKeys(ctx, collection, sourceTable, keys[start:end]); err != nil {
-			return fmt.Errorf("sink: delete %d rows of %s from %s: %w", end-start, sourceTable, collection, err)
+	err := w.forTenants(ctx, collection, tenant, func(tenant string) error {
+		for start := 0; start < len(keys); start += deleteChunk {
+			end := min(start+deleteChunk, len(keys))
+			if err := w.deleteKeys(ctx, collection, tenant, sourceTable, keys[start:end]); err != nil {
+				return fmt.Errorf("%d rows: %w", end-start, err)
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sink: delete rows of %s from %s: %w", sourceTable, collection, err)
 	}
 	return nil
 }
 
 // deleteKeys deletes the objects of keys (at most deleteChunk of them).
-func (w *Weaviate) deleteKeys(ctx context.Context, collection, sourceTable string, keys []string) error {
-	return w.deleteMatchingKeys(ctx, collection, keysFilter(sourceTable, keys), keys)
+func (w *Weaviate) deleteKeys(ctx context.Context, collection, tenant, sourceTable string, keys []string) error {
+	return w.deleteMatchingKeys(ctx, collection, tenant, keysFilter(sourceTable, keys), keys)
 }
 
 // deleteMatchingKeys deletes the objects matching where whose source_key is
 // exactly one of keys; where's field-tokenized key filter also matches
 // whitespace variants, which are kept.
-func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection string, where *pb.Filters, keys []string) error {
+func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection, tenant string, where *pb.Filters, keys []string) error {
 	want := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		want[k] = struct{}{}
@@ -65,7 +72,7 @@ func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection string, wh
 	limit = w.capLimit(limit)
 	others := 0 // matching objects of other keys (whitespace variants)
 	for round := 0; round < maxDeleteRounds; round++ {
-		objs, err := w.matching(ctx, collection, where, limit, others)
+		objs, err := w.matching(ctx, collection, tenant, where, limit, others)
 		if err != nil {
 			if errors.Is(err, errNoCollection) {
 				return nil
@@ -88,7 +95,7 @@ func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection string, wh
 				others++
 			}
 		}
-		if err := w.deleteIDs(ctx, collection, ids); err != nil {
+		if err := w.deleteIDs(ctx, collection, tenant, ids); err != nil {
 			return err
 		}
 		// The results are in internal ID order, so the objects of other
@@ -100,21 +107,23 @@ func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection string, wh
 	return fmt.Errorf("objects still matching after %d rounds", maxDeleteRounds)
 }
 
-// DeleteTable removes every object of sourceTable from collection.
+// DeleteTable removes every object of sourceTable from collection, in every
+// tenant.
 func (w *Weaviate) DeleteTable(ctx context.Context, collection, sourceTable string) error {
 	where := filters.Where().WithPath([]string{PropSourceTable}).WithOperator(filters.Equal).WithValueText(sourceTable)
-	if err := w.deleteWhere(ctx, collection, where); err != nil {
+	err := w.forTenants(ctx, collection, "", func(tenant string) error { return w.deleteWhere(ctx, collection, tenant, where) })
+	if err != nil {
 		return fmt.Errorf("sink: delete table %s from %s: %w", sourceTable, collection, err)
 	}
 	return nil
 }
 
-// deleteIDs removes the objects with the given IDs.
-func (w *Weaviate) deleteIDs(ctx context.Context, collection string, ids []string) error {
+// deleteIDs removes the objects with the given IDs from a tenant.
+func (w *Weaviate) deleteIDs(ctx context.Context, collection, tenant string, ids []string) error {
 	for start := 0; start < len(ids); start += idChunk {
 		end := min(start+idChunk, len(ids))
 		where := filters.Where().WithPath([]string{"id"}).WithOperator(filters.ContainsAny).WithValueText(ids[start:end]...)
-		if err := w.deleteWhere(ctx, collection, where); err != nil {
+		if err := w.deleteWhere(ctx, collection, tenant, where); err != nil {
 			return fmt.Errorf("delete %d objects by ID from %s: %w", end-start, collection, err)
 		}
 	}
@@ -124,15 +133,18 @@ func (w *Weaviate) deleteIDs(ctx context.Context, collection string, ids []strin
 // deleteWhere runs a batch delete until no object matches any more: one
 // call deletes at most QUERY_MAXIMUM_RESULTS objects. Transient failures
 // are retried a bounded number of times.
-func (w *Weaviate) deleteWhere(ctx context.Context, collection string, where *filters.WhereBuilder) error {
+func (w *Weaviate) deleteWhere(ctx context.Context, collection, tenant string, where *filters.WhereBuilder) error {
 	failures := 0
 	for round := 0; round < maxDeleteRounds; round++ {
-		resp, err := w.client.Batch().ObjectsBatchDeleter().
+		deleter := w.client.Batch().ObjectsBatchDeleter().
 			WithClassName(collection).
 			WithWhere(where).
 			WithOutput("minimal").
-			WithConsistencyLevel(w.consistencyName).
-			Do(ctx)
+			WithConsistencyLevel(w.consistencyName)
+		if tenant != "" {
+			deleter = deleter.WithTenant(tenant)
+		}
+		resp, err := deleter.Do(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -43,7 +43,7 @@ func TestDeleteMatchesKeysExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := w.Delete(ctx, coll, testTable, []string{"1", "a"}); err != nil {
+	if err := w.Delete(ctx, coll, "", testTable, []string{"1", "a"}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	objs, err := w.Objects(ctx, coll, testTable)
@@ -59,7 +59,7 @@ func TestDeleteMatchesKeysExactly(t *testing.T) {
 		t.Fatalf("other table: Count = %d, %v; want 1", n, err)
 	}
 
-	if err := w.Delete(ctx, coll, testTable, []string{`["a","1"]`, "1 1", "A"}); err != nil {
+	if err := w.Delete(ctx, coll, "", testTable, []string{`["a","1"]`, "1 1", "A"}); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	objs, err = w.Objects(ctx, coll, testTable)
@@ -72,10 +72,10 @@ func TestDeleteMatchesKeysExactly(t *testing.T) {
 
 	// Deleting what is not there, or from a collection that does not exist,
 	// is not an error.
-	if err := w.Delete(ctx, coll, testTable, []string{"nope"}); err != nil {
+	if err := w.Delete(ctx, coll, "", testTable, []string{"nope"}); err != nil {
 		t.Fatalf("Delete missing key: %v", err)
 	}
-	if err := w.Delete(ctx, "TNoSuchCollectionX1", testTable, []string{"1"}); err != nil {
+	if err := w.Delete(ctx, "TNoSuchCollectionX1", "", testTable, []string{"1"}); err != nil {
 		t.Fatalf("Delete from a missing collection: %v", err)
 	}
 	if err := w.DeleteTable(ctx, "TNoSuchCollectionX1", testTable); err != nil {
@@ -161,7 +161,7 @@ func TestDeleteLoopsPastQueryMaximum(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprint(i)
 	}
-	if err := w.Delete(ctx, coll, "public.a", keys); err != nil {
+	if err := w.Delete(ctx, coll, "", "public.a", keys); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := w.Count(ctx, coll, "public.a"); err != nil || n != 2001 {
@@ -254,7 +254,7 @@ func TestDeleteKeysDifferingInWhitespace(t *testing.T) {
 	}
 	remaining := append([]string(nil), keys...)
 	for _, del := range [][]string{{"a"}, {" a", "b\x01"}, {""}, {`"q\u00e9"`, "A"}, {"\ta\n", "a ", " "}} {
-		if err := w.Delete(ctx, coll, testTable, del); err != nil {
+		if err := w.Delete(ctx, coll, "", testTable, del); err != nil {
 			t.Fatalf("Delete(%q): %v", del, err)
 		}
 		var next []string

@@ -14,13 +14,13 @@ import (
 // also matches whitespace variants of a key, so only exact keys are deleted.
 func (w *Weaviate) pruneChunks(ctx context.Context, docs []*transform.Document) error {
 	type group struct {
-		collection, table string
-		count             int
+		collection, tenant, table string
+		count                     int
 	}
 	keys := map[group][]string{}
 	var order []group
 	for _, d := range docs {
-		g := group{d.Collection, d.SourceTable, len(d.Chunks)}
+		g := group{d.Collection, d.Tenant, d.SourceTable, len(d.Chunks)}
 		if _, ok := keys[g]; !ok {
 			order = append(order, g)
 		}
@@ -30,7 +30,7 @@ func (w *Weaviate) pruneChunks(ctx context.Context, docs []*transform.Document) 
 		ks := keys[g]
 		for start := 0; start < len(ks); start += deleteChunk {
 			end := min(start+deleteChunk, len(ks))
-			if err := w.pruneKeys(ctx, g.collection, g.table, ks[start:end], g.count); err != nil {
+			if err := w.pruneKeys(ctx, g.collection, g.tenant, g.table, ks[start:end], g.count); err != nil {
 				return fmt.Errorf("chunks from %d of %d rows of %s in %s: %w", g.count, end-start, g.table, g.collection, err)
 			}
 		}
@@ -38,6 +38,6 @@ func (w *Weaviate) pruneChunks(ctx context.Context, docs []*transform.Document) 
 	return nil
 }
 
-func (w *Weaviate) pruneKeys(ctx context.Context, collection, table string, keys []string, from int) error {
-	return w.deleteMatchingKeys(ctx, collection, allOf(keysFilter(table, keys), chunksFromFilter(from)), keys)
+func (w *Weaviate) pruneKeys(ctx context.Context, collection, tenant, table string, keys []string, from int) error {
+	return w.deleteMatchingKeys(ctx, collection, tenant, allOf(keysFilter(table, keys), chunksFromFilter(from)), keys)
 }

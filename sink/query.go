@@ -92,9 +92,10 @@ type keyID struct{ key, id string }
 
 // matching reads up to limit objects matching where, after skipping offset,
 // with their source_key and ID, in Weaviate's internal ID order.
-func (w *Weaviate) matching(ctx context.Context, collection string, where *pb.Filters, limit, offset int) ([]keyID, error) {
+func (w *Weaviate) matching(ctx context.Context, collection, tenant string, where *pb.Filters, limit, offset int) ([]keyID, error) {
 	req := &pb.SearchRequest{
 		Collection:       collection,
+		Tenant:           tenant,
 		Filters:          where,
 		Limit:            uint32(limit),
 		Offset:           uint32(offset),
@@ -124,23 +125,31 @@ func (w *Weaviate) matching(ctx context.Context, collection string, where *pb.Fi
 }
 
 // Count is the number of objects of sourceTable in collection, or of all
-// its objects when sourceTable is empty (0 when the collection does not
-// exist).
+// its objects when sourceTable is empty, over every tenant (0 when the
+// collection does not exist).
 func (w *Weaviate) Count(ctx context.Context, collection, sourceTable string) (int, error) {
-	req := &pb.AggregateRequest{Collection: collection, ObjectsCount: true}
-	if sourceTable != "" {
-		req.Filters = tableFilter(sourceTable)
-	}
-	var reply *pb.AggregateReply
-	err := w.retryRead(ctx, func(ctx context.Context) (err error) {
-		reply, err = w.rpc.client.Aggregate(ctx, req)
-		return err
+	total := 0
+	err := w.forTenants(ctx, collection, "", func(tenant string) error {
+		req := &pb.AggregateRequest{Collection: collection, Tenant: tenant, ObjectsCount: true}
+		if sourceTable != "" {
+			req.Filters = tableFilter(sourceTable)
+		}
+		var reply *pb.AggregateReply
+		err := w.retryRead(ctx, func(ctx context.Context) (err error) {
+			reply, err = w.rpc.client.Aggregate(ctx, req)
+			return err
+		})
+		if err != nil {
+			if err = w.queryErr(ctx, collection, err); errors.Is(err, errNoCollection) {
+				return nil
+			}
+			return err
+		}
+		total += int(reply.GetSingleResult().GetObjectsCount())
+		return nil
 	})
 	if err != nil {
-		if err = w.queryErr(ctx, collection, err); errors.Is(err, errNoCollection) {
-			return 0, nil
-		}
 		return 0, fmt.Errorf("sink: count %s in %s: %w", sourceTable, collection, err)
 	}
-	return int(reply.GetSingleResult().GetObjectsCount()), nil
+	return total, nil
 }

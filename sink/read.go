@@ -28,15 +28,17 @@ type StoredObject struct {
 	// []string. A property without a value is absent.
 	Metadata map[string]any
 	Vector   []float32
+	Tenant   string // "" in a collection without tenants
 }
 
 // listPageSize is the cursor page size of Objects.
 const listPageSize = 1000
 
 // Objects lists every object of sourceTable in collection with its vector,
-// walking the whole collection with Weaviate's cursor API (so it is not
-// capped by QUERY_MAXIMUM_RESULTS). Order is by object ID. A collection that
-// does not exist has no objects.
+// walking the whole collection (every tenant of a multi-tenant one, in name
+// order) with Weaviate's cursor API, so it is not capped by
+// QUERY_MAXIMUM_RESULTS. Order is by tenant, then object ID. A collection
+// that does not exist has no objects.
 func (w *Weaviate) Objects(ctx context.Context, collection, sourceTable string) ([]StoredObject, error) {
 	class, err := w.getClass(ctx, collection)
 	if err != nil {
@@ -50,23 +52,38 @@ func (w *Weaviate) Objects(ctx context.Context, collection, sourceTable string) 
 		types[p.Name] = strings.Join(p.DataType, ",")
 	}
 	var out []StoredObject
+	err = w.forTenants(ctx, collection, "", func(tenant string) error {
+		objs, err := w.tenantObjects(ctx, collection, tenant, sourceTable, types)
+		out = append(out, objs...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sink: list %s: %w", collection, err)
+	}
+	return out, nil
+}
+
+// tenantObjects is Objects of one tenant.
+func (w *Weaviate) tenantObjects(ctx context.Context, collection, tenant, sourceTable string, types map[string]string) ([]StoredObject, error) {
+	var out []StoredObject
 	after := ""
 	size := w.capLimit(listPageSize)
 	for {
-		page, last, err := w.listPage(ctx, collection, after, size, true)
+		page, last, err := w.listPage(ctx, collection, tenant, after, size, true)
 		if err != nil {
 			// The page may not exceed the server's QUERY_MAXIMUM_RESULTS.
 			if size > 1 && strings.Contains(err.Error(), "query maximum results exceeded") {
 				size = w.lowerLimit(size)
 				continue
 			}
-			return nil, fmt.Errorf("sink: list %s: %w", collection, err)
+			return nil, err
 		}
 		for i := range page {
 			o, err := page[i].stored(types)
 			if err != nil {
-				return nil, fmt.Errorf("sink: list %s: object %s: %w", collection, page[i].ID, err)
+				return nil, fmt.Errorf("object %s: %w", page[i].ID, err)
 			}
+			o.Tenant = tenant
 			if o.SourceTable == sourceTable {
 				out = append(out, o)
 			}
@@ -87,9 +104,12 @@ type rawObject struct {
 }
 
 // listPage reads one cursor page; last is the ID to continue after.
-func (w *Weaviate) listPage(ctx context.Context, collection, after string, limit int, withVector bool) ([]rawObject, string, error) {
+func (w *Weaviate) listPage(ctx context.Context, collection, tenant, after string, limit int, withVector bool) ([]rawObject, string, error) {
 	q := url.Values{}
 	q.Set("class", collection)
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
 	q.Set("limit", strconv.Itoa(limit))
 	if after != "" {
 		q.Set("after", after)

@@ -89,6 +89,8 @@ type Weaviate struct {
 
 	mu    sync.RWMutex
 	kinds map[string]map[string]kindInfo // collection -> property -> metadata kind
+	// tenancy records whether each collection has tenants (tenant.go).
+	tenancy map[string]bool
 }
 
 // New builds a client for cfg. It does not wait for Weaviate: use Ready.
@@ -173,6 +175,7 @@ func New(ctx context.Context, cfg Config) (*Weaviate, error) {
 		attempts:          5,
 		backoff:           200 * time.Millisecond,
 		kinds:             map[string]map[string]kindInfo{},
+		tenancy:           map[string]bool{},
 	}, nil
 }
 

@@ -127,6 +127,7 @@ func (w *Weaviate) build(docs []*transform.Document, g *idGen) ([]*models.Object
 			}
 			o := &store[n]
 			o.Class = d.Collection
+			o.Tenant = d.Tenant
 			o.ID = g.id(d.Collection, d.SourceTable, d.SourceKey, c.Index)
 			o.Properties = props
 			if len(c.Vector) > 0 {
@@ -368,7 +369,8 @@ func dedupe(docs []*transform.Document) ([]*transform.Document, []int) {
 // chunk indexes [len(Chunks), prev); where prev is unknown, it finds them
 // by query (prune.go).
 func (w *Weaviate) removeExtraChunks(ctx context.Context, docs []*transform.Document, prev []int, failed []bool, g *idGen) error {
-	var byColl map[string][]string
+	type scope struct{ collection, tenant string }
+	var byColl map[scope][]string
 	var unknown []*transform.Document
 	for i, d := range docs {
 		if !failed[i] && prev[i] == transform.UnknownChunkCount {
@@ -379,16 +381,17 @@ func (w *Weaviate) removeExtraChunks(ctx context.Context, docs []*transform.Docu
 			continue
 		}
 		if byColl == nil {
-			byColl = map[string][]string{}
+			byColl = map[scope][]string{}
 		}
-		ids := byColl[d.Collection]
+		s := scope{d.Collection, d.Tenant}
+		ids := byColl[s]
 		for c := len(d.Chunks); c < prev[i]; c++ {
 			ids = append(ids, string(g.id(d.Collection, d.SourceTable, d.SourceKey, c)))
 		}
-		byColl[d.Collection] = ids
+		byColl[s] = ids
 	}
-	for coll, ids := range byColl {
-		if err := w.deleteIDs(ctx, coll, ids); err != nil {
+	for s, ids := range byColl {
+		if err := w.deleteIDs(ctx, s.collection, s.tenant, ids); err != nil {
 			return fmt.Errorf("sink: remove surplus chunks: %w", err)
 		}
 	}

@@ -14,7 +14,10 @@ type Document struct {
 	Metadata    map[string]any // property name -> value in the Go form of its Kind
 	ContentHash string
 	LSN         pglogrepl.LSN
-	Chunks      []Chunk
+	// Tenant is the Weaviate tenant the objects belong in; "" for a
+	// collection without tenants.
+	Tenant string
+	Chunks []Chunk
 	// PreviousChunkCount is how many chunks the row had before this write, as
 	// far as the connector knows; the sink removes chunks past len(Chunks).
 	// UnknownChunkCount makes the sink look the row's objects up instead.

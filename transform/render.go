@@ -37,6 +37,7 @@ type Renderer struct {
 	used     []string           // columns the template reads, sorted
 	dynamic  bool               // the template may read any column
 	metadata []metadataColumn
+	tenant   string // column naming the row's tenant (tenant.go); "" for none
 }
 
 type metadataColumn struct {
@@ -163,6 +164,9 @@ func (r *Renderer) Columns() (cols []string, all bool) {
 	for _, m := range r.metadata {
 		set[m.name] = true
 	}
+	if r.tenant != "" {
+		set[r.tenant] = true
+	}
 	return slices.Sorted(maps.Keys(set)), r.dynamic
 }
 
@@ -203,6 +207,10 @@ func (r *Renderer) Render(row connector.Row, key connector.Key, lsn pglogrepl.LS
 		return nil, fmt.Errorf("render %s key %s: %w", r.table, key.String(), err)
 	}
 	text := sanitize(b.String())
+	tenant, err := r.TenantOf(row)
+	if err != nil {
+		return nil, fmt.Errorf("render %s key %s: %w", r.table, key.String(), err)
+	}
 
 	md := make(map[string]any, len(r.metadata))
 	for _, m := range r.metadata {
@@ -222,6 +230,7 @@ func (r *Renderer) Render(row connector.Row, key connector.Key, lsn pglogrepl.LS
 		Metadata:    md,
 		ContentHash: ContentHash(text, md, r.modelID),
 		LSN:         lsn,
+		Tenant:      tenant,
 	}, nil
 }
 

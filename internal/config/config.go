@@ -100,6 +100,9 @@ type Table struct {
 	Collection string   `mapstructure:"collection"`
 	Template   string   `mapstructure:"template"`
 	Metadata   []string `mapstructure:"metadata"`
+	// Tenant names a column whose text form is the Weaviate tenant of the
+	// row's objects; empty for a collection without tenants.
+	Tenant string `mapstructure:"tenant"`
 }
 
 // Pipeline tunes parallelism and batching; the defaults suit most setups.

@@ -160,11 +160,17 @@ func validateTables(l *errorList, tables []Table) {
 	}
 	type mapping struct{ table, collection string }
 	seen := map[mapping]int{}
+	tenancy := map[string]int{} // collection -> first mapping, which decides whether it has tenants
 	for i, t := range tables {
 		key := fmt.Sprintf("tables[%d]", i)
 		name, nameOK := t.validate(l, key)
 		if !nameOK || !collectionName.MatchString(t.Collection) {
 			continue
+		}
+		if first, ok := tenancy[t.Collection]; !ok {
+			tenancy[t.Collection] = i
+		} else if (tables[first].Tenant == "") != (t.Tenant == "") {
+			l.add(key+".tenant", fmt.Errorf("collection %s is shared with tables[%d], and either both mappings name a tenant column or neither does (a collection has tenants or not)", t.Collection, first))
 		}
 		m := mapping{name.String(), t.Collection}
 		if first, dup := seen[m]; dup {
@@ -198,6 +204,10 @@ func (t *Table) validate(l *errorList, key string) (connector.TableName, bool) {
 		l.addf(key+".template", "required")
 	} else if _, err := ParseTemplate(t.Table, t.Template); err != nil {
 		l.add(key+".template", err)
+	}
+
+	if t.Tenant != "" && isBlank(t.Tenant) {
+		l.addf(key+".tenant", "blank column name")
 	}
 
 	first := map[string]int{}

@@ -62,6 +62,7 @@ func TestValidateFailures(t *testing.T) {
 		{"duplicate metadata", func(c *Config) { c.Tables[0].Metadata = []string{"author", "category", "author"} }, "tables[0].metadata[2]", `duplicate column "author" (also metadata[0])`},
 		{"metadata collides", func(c *Config) { c.Tables[0].Metadata = []string{"text"} }, "tables[0].metadata[0]", "built-in property"},
 		{"metadata not a property name", func(c *Config) { c.Tables[0].Metadata = []string{"Body Text"} }, "tables[0].metadata[0]", "Weaviate property name"},
+		{"tenancy differs in a shared collection", func(c *Config) { c.Tables[1].Collection = c.Tables[0].Collection; c.Tables[1].Tenant = "org" }, "tables[1].tenant", "either both mappings name a tenant column or neither"},
 		{"duplicate mapping", func(c *Config) { c.Tables[1] = c.Tables[0]; c.Tables[1].Table = "PUBLIC.Articles" }, "tables[1]", "duplicate mapping of table public.articles to collection Article (also tables[0])"},
 		// pipeline, observability, log
 		{"zero workers", func(c *Config) { c.Pipeline.Workers = 0 }, "pipeline.workers", "must be positive"},

@@ -98,6 +98,11 @@ func Describe(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *E
 		if err != nil {
 			return nil, fmt.Errorf("tables[%d]: %w", i, err)
 		}
+		if t.Tenant != "" {
+			if err := r.WithTenant(info, t.Tenant); err != nil {
+				return nil, fmt.Errorf("tables[%d].tenant: %w", i, err)
+			}
+		}
 		e.Infos = append(e.Infos, info)
 		e.Tables = append(e.Tables, pipeline.NewTable(info, t.Collection, r))
 	}
@@ -134,7 +139,7 @@ func PrepareWithoutSlot(ctx context.Context, cfg *config.Config, log zerolog.Log
 		return nil, fmt.Errorf("weaviate.url: %w", err)
 	}
 	for i, t := range e.Tables {
-		spec := sink.CollectionSpec{Name: t.Collection, Metadata: t.Renderer.MetadataFields()}
+		spec := sink.CollectionSpec{Name: t.Collection, Metadata: t.Renderer.MetadataFields(), MultiTenant: t.Renderer.Tenant() != ""}
 		spec.Vectorizer, spec.VectorizerConfig = vectorizerSpec(cfg.Embedding) // embedding.go
 		created, err := e.Sink.EnsureCollection(ctx, spec)
 		if err != nil {

@@ -269,7 +269,7 @@ func (e *Env) snapshotLocal(ctx context.Context, cfg *config.Config, opts Snapsh
 // removeRows takes rows that no longer exist out of the index (and the
 // state), while this process holds the slot's lock and the pipeline is idle.
 func (e *Env) removeRows(ctx context.Context, t *pipeline.Table, keys []string) error {
-	if err := e.Sink.Delete(ctx, t.Collection, t.SourceTable, keys); err != nil {
+	if err := e.Sink.Delete(ctx, t.Collection, "", t.SourceTable, keys); err != nil {
 		return fmt.Errorf("delete from weaviate: %w", err)
 	}
 	return e.State.DeleteDocuments(ctx, t.Collection, t.SourceTable, keys)

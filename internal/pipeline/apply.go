@@ -86,7 +86,10 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	var writes []*transform.Document
 	var writeAt []int // index in items of each write
 	var removes []string
-	var removedAt []int                       // index in items of each removal
+	var removedAt []int // index in items of each removal
+	// Removals by tenant: where the state says a row's objects are, or ""
+	// (every tenant) when it may not know (tenants.go).
+	var removeFrom tenantKeys
 	var appliedOps, skippedOps []connector.Op // counted once the batch is through
 	// Rows that failed permanently, by index in items; the others go on.
 	failed := rowFailures{}
@@ -103,6 +106,7 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			// objects the state does not know of.
 			removes = append(removes, keys[i])
 			removedAt = append(removedAt, i)
+			removeFrom.add(removalTenant(t, prev, keys[i], it.unrecorded || p.recovering(it)), keys[i])
 			continue
 		}
 		row := rows[i]
@@ -119,16 +123,27 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 		// row than the state records (Config.RecoverUntil,
 		// BackfillRow.Unrecorded), so neither its hash nor its chunk count
 		// says what is there.
-		recovering := it.unrecorded || (it.backfill == nil && it.lsn.LSN <= p.cfg.RecoverUntil)
+		recovering := it.unrecorded || p.recovering(it)
 		if old, ok := prev[keys[i]]; ok {
-			if old.ContentHash == doc.ContentHash && !recovering {
+			if old.ContentHash == doc.ContentHash && old.Tenant == doc.Tenant && !recovering {
 				skippedOps = append(skippedOps, it.op)
 				continue // unchanged document: nothing to embed or write
 			}
 			doc.PreviousChunkCount = old.ChunkCount
+			if old.Tenant != "" && old.Tenant != doc.Tenant {
+				// Moved to another tenant: none of its objects are there
+				// yet, and those in the old tenant go.
+				doc.PreviousChunkCount = 0
+				removeFrom.add(old.Tenant, keys[i])
+			}
 		}
 		if recovering {
 			doc.PreviousChunkCount = transform.UnknownChunkCount
+			if t.Renderer.Tenant() != "" {
+				// Weaviate may hold the row in a tenant the state never
+				// recorded: remove it from all but its own (below).
+				removeFrom.addElsewhere(doc.Tenant, keys[i])
+			}
 		}
 		writes = append(writes, doc)
 		writeAt = append(writeAt, i)
@@ -152,11 +167,9 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	for _, i := range writeAt {
 		appliedOps = append(appliedOps, items[i].op)
 	}
-	if len(removes) > 0 {
-		if err := p.sink.Delete(ctx, t.Collection, t.SourceTable, removes); err != nil {
-			p.metrics.WriteErrors.Inc()
-			return fmt.Errorf("delete from weaviate: %w", err)
-		}
+	if err := removeFrom.apply(ctx, p.sink, t); err != nil {
+		p.metrics.WriteErrors.Inc()
+		return fmt.Errorf("delete from weaviate: %w", err)
 	}
 	if len(writes) > 0 || len(removes) > 0 {
 		p.metrics.ObserveStage(metrics.StageWrite, writeStart)
@@ -174,7 +187,7 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	}
 	upserts := make([]state.DocState, 0, len(writes)+len(removes))
 	for _, d := range writes {
-		upserts = append(upserts, state.DocState{SourceKey: d.SourceKey, ContentHash: d.ContentHash, ChunkCount: len(d.Chunks), LSN: d.LSN})
+		upserts = append(upserts, state.DocState{SourceKey: d.SourceKey, ContentHash: d.ContentHash, ChunkCount: len(d.Chunks), LSN: d.LSN, Tenant: d.Tenant})
 	}
 	// A removed row leaves a tombstone (no hash, no chunks) carrying the
 	// removal's LSN, so that a backfill that read the row before it was

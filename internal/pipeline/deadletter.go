@@ -226,7 +226,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, t *Table, items []item, rows 
 	}
 	dl, _ := p.state.(DeadLetterStore)
 	err := retry(ctx, p.log, "dead-letter rows of "+t.SourceTable, func() error {
-		if err := p.sink.Delete(ctx, t.Collection, t.SourceTable, keys); err != nil {
+		if err := p.sink.Delete(ctx, t.Collection, "", t.SourceTable, keys); err != nil {
 			return fmt.Errorf("remove objects of dead-lettered rows: %w", err)
 		}
 		if err := p.state.ApplyDocuments(ctx, t.Collection, t.SourceTable, tombstones, nil); err != nil {

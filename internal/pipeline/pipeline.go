@@ -25,7 +25,11 @@ import (
 // Sink is where documents go: Weaviate in production.
 type Sink interface {
 	Write(ctx context.Context, docs []*transform.Document) error
-	Delete(ctx context.Context, collection, sourceTable string, keys []string) error
+	// Delete removes the rows' objects from tenant, or from every tenant
+	// of the collection when tenant is "" (also a collection without any).
+	Delete(ctx context.Context, collection, tenant, sourceTable string, keys []string) error
+	// Tenants lists a multi-tenant collection's tenants (nil without).
+	Tenants(ctx context.Context, collection string) ([]string, error)
 	DeleteTable(ctx context.Context, collection, sourceTable string) error
 	// Ready reports whether the sink answers at all: a row is blamed for a
 	// failure only while it does (IsolateAttempts).

@@ -18,6 +18,9 @@ type DocState struct {
 	ContentHash string
 	ChunkCount  int
 	LSN         pglogrepl.LSN
+	// Tenant is the Weaviate tenant holding the row's objects ("" for a
+	// collection without tenants).
+	Tenant string
 }
 
 // LookupDocuments returns the stored state of the given keys of a table in a
@@ -36,7 +39,7 @@ func (s *Store) LookupDocuments(ctx context.Context, collection, sourceTable str
 		chunks int32
 		lsn    string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&d.SourceKey, &d.ContentHash, &chunks, &lsn}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&d.SourceKey, &d.ContentHash, &chunks, &lsn, &d.Tenant}, func() error {
 		parsed, err := pglogrepl.ParseLSN(lsn)
 		if err != nil {
 			return err
@@ -83,9 +86,9 @@ func (s *Store) ApplyDocuments(ctx context.Context, collection, sourceTable stri
 	case len(cols.keys) == 0:
 		sql, args = s.sql.deleteDocuments, []any{collection, sourceTable, deletes}
 	case len(deletes) == 0:
-		sql, args = s.sql.saveDocuments, []any{collection, sourceTable, cols.keys, cols.hashes, cols.chunks, cols.lsns}
+		sql, args = s.sql.saveDocuments, []any{collection, sourceTable, cols.keys, cols.hashes, cols.chunks, cols.lsns, cols.tenants}
 	default:
-		sql, args = s.sql.applyDocuments, []any{collection, sourceTable, deletes, cols.keys, cols.hashes, cols.chunks, cols.lsns}
+		sql, args = s.sql.applyDocuments, []any{collection, sourceTable, deletes, cols.keys, cols.hashes, cols.chunks, cols.lsns, cols.tenants}
 	}
 	if _, err := s.db.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("write documents of %s in %s: %w", sourceTable, collection, err)
@@ -103,9 +106,9 @@ func (s *Store) DeleteTable(ctx context.Context, collection, sourceTable string)
 
 // docColumns are upserts as the parallel arrays the statement unnests.
 type docColumns struct {
-	keys, hashes, lsns []string
-	chunks             []int32
-	saved              map[string]bool
+	keys, hashes, lsns, tenants []string
+	chunks                      []int32
+	saved                       map[string]bool
 }
 
 // columns turns docs into arrays, one entry per key with the last
@@ -116,11 +119,12 @@ func columns(docs []DocState) (docColumns, error) {
 		last[d.SourceKey] = i
 	}
 	c := docColumns{
-		keys:   make([]string, 0, len(last)),
-		hashes: make([]string, 0, len(last)),
-		lsns:   make([]string, 0, len(last)),
-		chunks: make([]int32, 0, len(last)),
-		saved:  make(map[string]bool, len(last)),
+		keys:    make([]string, 0, len(last)),
+		hashes:  make([]string, 0, len(last)),
+		lsns:    make([]string, 0, len(last)),
+		tenants: make([]string, 0, len(last)),
+		chunks:  make([]int32, 0, len(last)),
+		saved:   make(map[string]bool, len(last)),
 	}
 	for i, d := range docs {
 		if last[d.SourceKey] != i {
@@ -133,6 +137,7 @@ func columns(docs []DocState) (docColumns, error) {
 		c.hashes = append(c.hashes, d.ContentHash)
 		c.chunks = append(c.chunks, int32(d.ChunkCount))
 		c.lsns = append(c.lsns, d.LSN.String())
+		c.tenants = append(c.tenants, d.Tenant)
 		c.saved[d.SourceKey] = true
 	}
 	return c, nil

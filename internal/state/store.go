@@ -58,19 +58,20 @@ type statements struct {
 }
 
 // upsertDocuments inserts or replaces rows given as parallel arrays
-// $first..$first+3 (keys, hashes, chunk counts, LSNs as text) for collection
+// $first..$first+4 (keys, hashes, chunk counts, LSNs as text, tenants) for collection
 // $1 and table $2. Text LSNs avoid depending on a pg_lsn codec.
 func upsertDocuments(q string, first int) string {
 	return fmt.Sprintf(`INSERT INTO %[1]s.documents AS d
-    (collection, source_table, source_key, content_hash, chunk_count, source_lsn, updated_at)
-SELECT $1, $2, u.source_key, u.content_hash, u.chunk_count, u.source_lsn::pg_lsn, now()
-FROM unnest($%[2]d::text[], $%[3]d::text[], $%[4]d::int4[], $%[5]d::text[])
-    AS u(source_key, content_hash, chunk_count, source_lsn)
+    (collection, source_table, source_key, content_hash, chunk_count, source_lsn, tenant, updated_at)
+SELECT $1, $2, u.source_key, u.content_hash, u.chunk_count, u.source_lsn::pg_lsn, NULLIF(u.tenant, ''), now()
+FROM unnest($%[2]d::text[], $%[3]d::text[], $%[4]d::int4[], $%[5]d::text[], $%[6]d::text[])
+    AS u(source_key, content_hash, chunk_count, source_lsn, tenant)
 ON CONFLICT (collection, source_table, source_key) DO UPDATE SET
     content_hash = excluded.content_hash,
     chunk_count  = excluded.chunk_count,
     source_lsn   = excluded.source_lsn,
-    updated_at   = excluded.updated_at`, q, first, first+1, first+2, first+3)
+    tenant       = excluded.tenant,
+    updated_at   = excluded.updated_at`, q, first, first+1, first+2, first+3, first+4)
 }
 
 // keyLookup: the lookups of many keys are written as one probe of the
@@ -99,7 +100,7 @@ WHERE c.slot = old.slot
 RETURNING old.clean_stop`,
 		markCleanStop: `UPDATE ` + q + `.checkpoint SET clean_stop = true WHERE slot = $1`,
 		// One primary-key probe per key (keyLookup).
-		lookupDocuments: `SELECT d.source_key, d.content_hash, d.chunk_count, d.source_lsn::text
+		lookupDocuments: `SELECT d.source_key, d.content_hash, d.chunk_count, d.source_lsn::text, coalesce(d.tenant, '')
 FROM unnest($3::text[]) AS k(source_key)
 CROSS JOIN LATERAL (
     SELECT * FROM ` + q + `.documents d

@@ -65,8 +65,11 @@ type Table struct {
 	RowsEstimated bool   `json:"rows_estimated,omitempty"`
 	Documents     *int64 `json:"documents"` // rows indexed, per the state schema
 	Chunks        *int64 `json:"chunks"`    // objects the state schema expects in Weaviate
-	Objects       *int64 `json:"objects"`   // objects in Weaviate
-	DeadLetters   int64  `json:"dead_letters"`
+	Objects       *int64 `json:"objects"`   // objects in Weaviate, over every tenant
+	// Tenants the collection has in Weaviate, for a mapping with
+	// tables[].tenant (absent otherwise).
+	Tenants     *int64 `json:"tenants,omitempty"`
+	DeadLetters int64  `json:"dead_letters"`
 	// Embedding tokens sent and their estimated cost, per the state
 	// schema's embedding_usage (nil when it is not recorded).
 	Tokens *int64   `json:"embedding_tokens,omitempty"`
@@ -244,6 +247,14 @@ FROM `+schema+`.documents WHERE collection = $1 AND source_table = $2`, t.Collec
 		} else {
 			n64 := int64(n)
 			out.Objects = &n64
+		}
+		if t.Tenant != "" {
+			if tenants, err := w.Tenants(ctx, t.Collection); err != nil {
+				r.note("%s: tenants of %s: %v", src, t.Collection, err)
+			} else {
+				n := int64(len(tenants))
+				out.Tenants = &n
+			}
 		}
 	}
 	return out
@@ -469,7 +480,11 @@ func (r *Report) Print(w io.Writer) {
 		if t.RowsEstimated {
 			rows = "~" + rows
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Table, t.Collection, rows, count(t.Documents), count(t.Chunks), count(t.Objects), t.DeadLetters, count(t.Tokens))
+		objects := count(t.Objects)
+		if t.Tenants != nil {
+			objects += fmt.Sprintf(" in %d tenants", *t.Tenants)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Table, t.Collection, rows, count(t.Documents), count(t.Chunks), objects, t.DeadLetters, count(t.Tokens))
 	}
 	tw.Flush()
 	for _, n := range r.Notes {
