@@ -228,6 +228,31 @@ func TestWriteMetadataOfEveryKind(t *testing.T) {
 			t.Errorf("m_null present: %#v", o.Metadata["m_null"])
 		}
 	}
+
+	// The gRPC read by key (verify) types every kind as the REST read does.
+	byKey, err := w.KeyObjects(ctx, coll, "", testTable, []string{"7", "8"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sortObjects(objs)
+	sortObjects(byKey)
+	if !reflect.DeepEqual(byKey, objs) {
+		t.Errorf("KeyObjects:\n%#v\nObjects:\n%#v", byKey, objs)
+	}
+	var paged []StoredObject
+	if err := w.EachObjectPage(ctx, coll, func(page []StoredObject) error {
+		paged = append(paged, page...)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sortObjects(paged)
+	for i := range objs {
+		objs[i].Vector = nil
+	}
+	if !reflect.DeepEqual(paged, objs) {
+		t.Errorf("EachObjectPage:\n%#v\nwant:\n%#v", paged, objs)
+	}
 }
 
 func TestWriteLooseMetadataValues(t *testing.T) {

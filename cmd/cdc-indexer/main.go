@@ -42,8 +42,22 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &ue) {
 		return 2
 	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
 	return 1
 }
+
+// exitError is a failure with an exit status of its own (verify: 1 for
+// drift, 2 for an error).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -57,7 +71,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (default $"+configEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newSnapshotCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(),
-		newDeadLettersCmd())
+		newDeadLettersCmd(), newVerifyCmd())
 	return root
 }
 

@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/verify"
+	"github.com/cdc-indexer/cdc-indexer/sink"
+	"github.com/cdc-indexer/cdc-indexer/transform"
+)
+
+// `verify` (contract section 6): it finds exactly the drift that was made
+// behind the connector's back, `verify --repair` mends it, and it reports
+// nothing while the connector streams a busy table.
+
+// TestVerifyFindsAndRepairsTampering: with the connector stopped, objects
+// are deleted (all of two rows, one chunk of a third), two chunks' text
+// changed, a copy of one added at a foreign id, an
+// object added for a key that does not exist, and two rows deleted while
+// their table was out of the publication (so the stream never carries
+// those deletes). verify counts exactly that and exits 1; verify --repair
+// exits 0; a second verify exits 0; the oracle agrees.
+func TestVerifyFindsAndRepairsTampering(t *testing.T) {
+	h := newHarness(t, articlesSchema, articles())
+	m := h.maps[0]
+	c := h.start()
+	seedArticles(h, 60)
+	h.exec(`UPDATE articles SET body = repeat('lorem ipsum dolor ', 40 + id::int) WHERE id % 5 = 0`) // several chunks each
+	h.requireInSync("seed")
+	c.stop(t)
+	ctx := context.Background()
+	got := h.indexed(m)
+	if len(got["20"]) < 3 || len(got["25"]) < 3 {
+		t.Fatalf("rows 20 and 25 have %d and %d chunks; the test needs several", len(got["20"]), len(got["25"]))
+	}
+
+	// Missing: every object of rows 1 and 2.
+	if err := h.weaviate.Delete(ctx, m.Collection, "", "public.articles", []string{"1", "2"}); err != nil {
+		t.Fatal(err)
+	}
+	// Missing: one middle chunk of row 20.
+	if err := h.weaviate.DeleteObjectsAt(ctx, m.Collection, "", got["20"][1].SourceLSN, []string{got["20"][1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	// Stale: row 3's first chunk and row 25's second say something else.
+	o := got["3"][0]
+	h.putObject(http.MethodPut, m.Collection, o.ID, o, "tampered text")
+	o = got["25"][1]
+	h.putObject(http.MethodPut, m.Collection, o.ID, o, "tampered text")
+	// Duplicate: a copy of row 5's first chunk at a random id.
+	h.putObject(http.MethodPost, m.Collection, uuid.NewString(), got["5"][0], got["5"][0].Text)
+	// Extra: an object for a key the table does not have.
+	ghost := &transform.Document{Collection: m.Collection, SourceTable: "public.articles", SourceKey: "99999",
+		Text: "ghost", ContentHash: "00", Chunks: []transform.Chunk{{Index: 0, Text: "ghost", Vector: make([]float32, h.cfg.Embedding.Dimensions)}}}
+	ghost.Chunks[0].Vector[0] = 1
+	if err := h.weaviate.Write(ctx, []*transform.Document{ghost}); err != nil {
+		t.Fatal(err)
+	}
+	// Extra: rows deleted while the table was out of the publication (10
+	// has several chunks).
+	h.exec(`ALTER PUBLICATION cdc_indexer DROP TABLE articles`)
+	h.exec(`DELETE FROM articles WHERE id IN (10, 11)`)
+	h.exec(`ALTER PUBLICATION cdc_indexer ADD TABLE articles`)
+	unpublished := len(got["10"]) + len(got["11"])
+
+	report := h.verify()
+	r := report.Mappings[0]
+	if r.Missing != 3 || r.Stale != 2 || r.Duplicate != 1 || r.Extra != int64(1+unpublished) {
+		t.Fatalf("verify found missing %d, stale %d, duplicate %d, extra %d; want 3, 2, 1, %d\nexamples: %+v",
+			r.Missing, r.Stale, r.Duplicate, r.Extra, 1+unpublished, r.Examples)
+	}
+	if r.Rows != 58 {
+		t.Errorf("verify read %d rows, want 58", r.Rows)
+	}
+	if code := h.verifyExit(); code != 1 {
+		t.Fatalf("verify exited %d with drift, want 1", code)
+	}
+	if code := h.verifyExit("--repair"); code != 0 {
+		t.Fatalf("verify --repair exited %d, want 0", code)
+	}
+	if code := h.verifyExit(); code != 0 {
+		t.Fatalf("verify after the repair exited %d, want 0", code)
+	}
+	h.requireEqual("after verify --repair")
+
+	// The connector takes over from there as if nothing happened.
+	h.start()
+	h.exec(`UPDATE articles SET title = 'after repair' WHERE id = 3`)
+	h.requireInSync("streaming after the repair")
+}
+
+// TestVerifyWhileStreaming: verify, run three times while the connector
+// applies a steady mix of inserts, updates and deletes to the same table,
+// reports no drift.
+func TestVerifyWhileStreaming(t *testing.T) {
+	h := newHarness(t, articlesSchema, articles())
+	h.start()
+	seedArticles(h, 2000)
+	h.requireInSync("seed")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		next := 10_000
+		rng := rand.New(rand.NewPCG(1, 2))
+		for ctx.Err() == nil {
+			id := 1 + rng.IntN(2000)
+			var sql string
+			switch rng.IntN(10) {
+			case 0:
+				sql = fmt.Sprintf(`INSERT INTO articles VALUES (%d, 'new %d', 'body', 'a', 1, NULL)`, next, next)
+				next++
+			case 1:
+				sql = fmt.Sprintf(`DELETE FROM articles WHERE id = %d`, id)
+			default:
+				sql = fmt.Sprintf(`UPDATE articles SET body = body || ' more', views = views + 1 WHERE id = %d`, id)
+			}
+			if _, err := h.db.Exec(ctx, sql); err != nil && ctx.Err() == nil {
+				t.Errorf("writer: %v", err)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	for round := 1; round <= 3; round++ {
+		report := h.verify()
+		if r := report.Mappings[0]; r.Drift() != 0 {
+			cancel()
+			wg.Wait()
+			t.Fatalf("round %d: verify reported drift while streaming: missing %d, stale %d, extra %d, duplicate %d\nexamples: %+v",
+				round, r.Missing, r.Stale, r.Extra, r.Duplicate, r.Examples)
+		}
+	}
+	cancel()
+	wg.Wait()
+	h.requireInSync("after the workload")
+}
+
+// verify runs the verification in-process and returns its report.
+func (h *harness) verify() *verify.Report {
+	h.t.Helper()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{h.t}, NoColor: true}).Level(zerolog.InfoLevel)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	report, err := verify.Run(ctx, h.cfg, verify.Options{}, log)
+	if err != nil {
+		h.t.Fatalf("verify: %v", err)
+	}
+	return report
+}
+
+// verifyExit runs `cdc-indexer verify` with args and returns its exit code.
+func (h *harness) verifyExit(args ...string) int {
+	h.t.Helper()
+	p := h.startCommand("verify", args...)
+	err := p.wait(5 * time.Minute)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		h.t.Logf("verify %v:\n%s", args, tail(p.log(), 3000))
+		return exit.ExitCode()
+	default:
+		h.t.Fatalf("verify %v: %v", args, err)
+		return -1
+	}
+}
+
+// putObject writes an object with the given id and o's properties (text
+// replaced) straight to Weaviate's REST API, behind the connector's back:
+// PUT replaces an existing object, POST creates one.
+func (h *harness) putObject(method, collection, id string, o sink.StoredObject, text string) {
+	h.t.Helper()
+	props := map[string]any{
+		"source_table": o.SourceTable, "source_key": o.SourceKey, "chunk_index": o.ChunkIndex,
+		"chunk_count": o.ChunkCount, "text": text, "content_hash": o.ContentHash, "source_lsn": o.SourceLSN,
+	}
+	for k, v := range o.Metadata {
+		props[k] = v
+	}
+	body, err := json.Marshal(map[string]any{"class": collection, "id": id, "properties": props, "vector": o.Vector})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	url := h.cfg.Weaviate.URL + "/v1/objects"
+	if method == http.MethodPut {
+		url += "/" + collection + "/" + id
+	}
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		h.t.Fatalf("PUT object %s: %s: %s", id, resp.Status, msg)
+	}
+}

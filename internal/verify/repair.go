@@ -1,0 +1,80 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
+)
+
+// Repaired is what a repair changed in one mapping.
+type Repaired struct {
+	Table      string `json:"table"`
+	Collection string `json:"collection"`
+	Deleted    int    `json:"objects_deleted"` // extra and duplicate objects
+	Reindexed  int    `json:"rows_reindexed"`  // missing and stale rows sent through the pipeline again
+}
+
+// Repair mends what report found: extra and duplicate objects are deleted
+// (each only while it is still the version verify read, so a connector
+// rewriting it meanwhile wins), and missing and stale rows are re-indexed
+// through the pipeline: their recorded state is forgotten (so the no-op
+// skip cannot keep them as they are) and their tables backfilled, by the
+// running connector when one streams the slot (its backfill lane, behind
+// live changes), else by this process. Rows whose document is unchanged
+// cost no embedding or write.
+func Repair(ctx context.Context, cfg *config.Config, report *Report, log zerolog.Logger) ([]Repaired, error) {
+	env, err := indexer.PrepareWithoutSlot(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	st := state.NewStore(env.Pool, cfg.Postgres.StateSchema)
+	var out []Repaired
+	var backfill []config.Table
+	for _, m := range report.Mappings {
+		r := Repaired{Table: m.Table, Collection: m.Collection}
+		deletes := map[[2]string][]string{} // (tenant, source_lsn) -> ids
+		rows := map[string]bool{}
+		for _, f := range m.Findings {
+			switch f.Kind {
+			case Extra, Duplicate:
+				k := [2]string{f.Tenant, f.lsn}
+				deletes[k] = append(deletes[k], f.ID)
+				r.Deleted++
+			case Missing, Stale:
+				rows[f.Key] = true
+			}
+		}
+		for k, ids := range deletes {
+			if err := env.Sink.DeleteObjectsAt(ctx, m.Collection, k[0], k[1], ids); err != nil {
+				return out, fmt.Errorf("%s -> %s: %w", m.Table, m.Collection, err)
+			}
+		}
+		if len(rows) > 0 {
+			keys := make([]string, 0, len(rows))
+			for k := range rows {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			if err := st.DeleteDocuments(ctx, m.Collection, m.Table, keys); err != nil {
+				return out, err
+			}
+			r.Reindexed = len(keys)
+			backfill = append(backfill, config.Table{Table: m.Table, Collection: m.Collection})
+		}
+		out = append(out, r)
+	}
+	if len(backfill) > 0 {
+		if err := indexer.Snapshot(ctx, cfg, indexer.SnapshotOptions{Tables: backfill, Out: io.Discard}, log); err != nil {
+			return out, fmt.Errorf("re-index missing and stale rows: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,113 @@
+package verify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"text/tabwriter"
+)
+
+// Report is what verify found, per mapping; its JSON form is the
+// contract's (section 6).
+type Report struct {
+	Mappings []MappingReport `json:"mappings"`
+}
+
+// MappingReport is one mapping's counts and a few examples of each kind.
+type MappingReport struct {
+	Table      string    `json:"table"`
+	Collection string    `json:"collection"`
+	Rows       int64     `json:"rows"`    // rows of the table
+	Objects    int64     `json:"objects"` // objects of the table in the collection
+	Missing    int64     `json:"missing"`
+	Stale      int64     `json:"stale"`
+	Extra      int64     `json:"extra"`
+	Duplicate  int64     `json:"duplicate"`
+	Examples   []Finding `json:"examples"`
+	// Unconfirmed: more rows differed than a recheck takes; the counts are
+	// the first pass's, and may include changes that were on their way.
+	Unconfirmed bool `json:"unconfirmed,omitempty"`
+	// Findings are every difference (for a repair); not printed.
+	Findings []Finding `json:"-"`
+}
+
+// InSync reports whether no mapping differs.
+func (r *Report) InSync() bool {
+	for _, m := range r.Mappings {
+		if m.Drift() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Drift is the mapping's number of differences.
+func (m MappingReport) Drift() int64 { return m.Missing + m.Stale + m.Extra + m.Duplicate }
+
+func (m *MappingReport) add(findings []Finding) {
+	sort.Slice(findings, func(i, j int) bool {
+		a, b := findings[i], findings[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Key != b.Key {
+			return a.Key < b.Key
+		}
+		return a.Chunk < b.Chunk
+	})
+	m.Findings = findings
+	shown := map[string]int{}
+	m.Examples = []Finding{}
+	for _, f := range findings {
+		switch f.Kind {
+		case Missing:
+			m.Missing++
+		case Stale:
+			m.Stale++
+		case Extra:
+			m.Extra++
+		case Duplicate:
+			m.Duplicate++
+		}
+		if shown[f.Kind] < examplesPerKind {
+			shown[f.Kind]++
+			m.Examples = append(m.Examples, f)
+		}
+	}
+}
+
+// Print writes the report as a table with examples.
+func (r *Report) Print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TABLE\tCOLLECTION\tROWS\tOBJECTS\tMISSING\tSTALE\tEXTRA\tDUPLICATE")
+	for _, m := range r.Mappings {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", m.Table, m.Collection, m.Rows, m.Objects, m.Missing, m.Stale, m.Extra, m.Duplicate)
+	}
+	tw.Flush()
+	for _, m := range r.Mappings {
+		if m.Unconfirmed {
+			fmt.Fprintf(w, "note: %s -> %s: too many differences to recheck; the counts may include changes that were on their way\n", m.Table, m.Collection)
+		}
+		for _, f := range m.Examples {
+			where := ""
+			if f.Chunk >= 0 {
+				where = fmt.Sprintf(" chunk %d", f.Chunk)
+			}
+			if f.Tenant != "" {
+				where += " tenant " + f.Tenant
+			}
+			fmt.Fprintf(w, "%s %s -> %s: key %s%s: %s\n", f.Kind, m.Table, m.Collection, f.Key, where, f.Detail)
+		}
+	}
+	if r.InSync() {
+		fmt.Fprintln(w, "in sync")
+	}
+}
+
+// PrintJSON writes the report as JSON.
+func (r *Report) PrintJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
