@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
+	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
 	"github.com/cdc-indexer/cdc-indexer/internal/verify"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -157,7 +158,12 @@ func (h *harness) verify() *verify.Report {
 	log := zerolog.New(zerolog.ConsoleWriter{Out: testWriter{h.t}, NoColor: true}).Level(zerolog.InfoLevel)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	report, err := verify.Run(ctx, h.cfg, verify.Options{}, log)
+	env, deps, err := indexer.OpenVerify(ctx, h.cfg, log)
+	if err != nil {
+		h.t.Fatalf("verify: %v", err)
+	}
+	defer env.Close()
+	report, err := verify.Run(ctx, deps, verify.Options{}, log)
 	if err != nil {
 		h.t.Fatalf("verify: %v", err)
 	}
@@ -215,5 +221,37 @@ func (h *harness) putObject(method, collection, id string, o sink.StoredObject, 
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(resp.Body)
 		h.t.Fatalf("PUT object %s: %s: %s", id, resp.Status, msg)
+	}
+}
+
+// TestPeriodicVerificationExportsDrift: with verify.interval set, `run`
+// verifies by itself and exports the counts; drift made behind its back
+// shows in cdc_indexer_verify, and is not repaired by it.
+func TestPeriodicVerificationExportsDrift(t *testing.T) {
+	h := newHarness(t, articlesSchema, articles())
+	h.setConfig("verify.interval", "500ms")
+	h.start()
+	seedArticles(h, 30)
+	h.requireInSync("seed")
+	waitMetric := func(what string, want float64, labels ...string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for h.metric("cdc_indexer_verify{", labels...) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: cdc_indexer_verify%v = %v, want %v", what, labels, h.metric("cdc_indexer_verify{", labels...), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitMetric("rows verified", 30, `kind="rows"`)
+	if n := h.metric("cdc_indexer_verify{", `kind="missing"`); n != 0 {
+		t.Fatalf("missing = %v on an exact index", n)
+	}
+	if err := h.weaviate.Delete(context.Background(), h.maps[0].Collection, "", "public.articles", []string{"7"}); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric("a row deleted behind the connector's back", 1, `kind="missing"`)
+	if n := h.metric("cdc_indexer_verify_runs_total", `result="ok"`); n < 2 {
+		t.Errorf("verify runs = %v, want several", n)
 	}
 }

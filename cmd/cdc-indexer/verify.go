@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
 	"github.com/cdc-indexer/cdc-indexer/internal/logging"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/internal/verify"
 )
 
@@ -39,8 +44,14 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
+			ctx := cmd.Context()
+			env, deps, err := indexer.OpenVerify(ctx, cfg, log)
+			if err != nil {
+				return exitError{code: 2, err: err}
+			}
+			defer env.Close()
 			opts := verify.Options{Tables: tables}
-			report, err := verify.Run(cmd.Context(), cfg, opts, log)
+			report, err := verify.Run(ctx, deps, opts, log)
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
@@ -48,7 +59,11 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 				if !asJSON {
 					report.Print(cmd.OutOrStdout())
 				}
-				done, err := verify.Repair(cmd.Context(), cfg, report, log)
+				backfill := func(ctx context.Context, mappings []config.Table) error {
+					return indexer.Snapshot(ctx, cfg, indexer.SnapshotOptions{Tables: mappings, Out: io.Discard}, log)
+				}
+				st := state.NewStore(env.Pool, cfg.Postgres.StateSchema)
+				done, err := verify.Repair(ctx, deps, st, report, backfill)
 				if err != nil {
 					return exitError{code: 2, err: fmt.Errorf("repair: %w", err)}
 				}
@@ -57,7 +72,7 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 						fmt.Fprintf(cmd.OutOrStdout(), "repaired %s -> %s: %d objects deleted, %d rows re-indexed\n", r.Table, r.Collection, r.Deleted, r.Reindexed)
 					}
 				}
-				if report, err = verify.Run(cmd.Context(), cfg, opts, log); err != nil {
+				if report, err = verify.Run(ctx, deps, opts, log); err != nil {
 					return exitError{code: 2, err: err}
 				}
 			}

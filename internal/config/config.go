@@ -17,6 +17,14 @@ type Config struct {
 	Pipeline      Pipeline      `mapstructure:"pipeline"`
 	Observability Observability `mapstructure:"observability"`
 	Log           Log           `mapstructure:"log"`
+	Verify        Verify        `mapstructure:"verify"`
+}
+
+// Verify tunes the verification `run` performs by itself.
+type Verify struct {
+	// Interval between two verifications of every mapping while `run`
+	// streams; 0 (the default) turns them off.
+	Interval time.Duration `mapstructure:"interval"`
 }
 
 type Postgres struct {

@@ -38,6 +38,7 @@ var defaults = map[string]any{
 	"pipeline.workers":            4,
 	"pipeline.queue_size":         4096,
 	"pipeline.memory_budget":      "64MB",
+	"verify.interval":             time.Duration(0),
 	"pipeline.max_batch":          500,
 	"pipeline.max_wait":           time.Duration(0),
 	"pipeline.shutdown_timeout":   30 * time.Second,

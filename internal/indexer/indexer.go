@@ -117,6 +117,9 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 	go func() { env.monitorSlot(pipeCtx, cfg, log); healthDone <- struct{}{} }()
 	go func() { env.heartbeat(pipeCtx, cfg.Postgres.HeartbeatInterval, log); healthDone <- struct{}{} }()
 	go func() { env.redriveDeadLetters(pipeCtx, pipe, log); healthDone <- struct{}{} }()
+	verifyDone := make(chan struct{})
+	go func() { defer close(verifyDone); env.verifyPeriodically(pipeCtx, cfg, m, log) }() // verify.go
+	defer func() { <-verifyDone }()
 
 	srv.setReady(true)
 	log.Info().Str("slot", cfg.Postgres.Slot).Stringer("confirmed_lsn", slot.ConfirmedFlush).

@@ -59,6 +59,8 @@ type Metrics struct {
 	Standby      prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
 	Waits        *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
 	MemoryHeld   prometheus.Gauge         // bytes of row data held against pipeline.memory_budget
+	Verify       *prometheus.GaugeVec     // last periodic verification, by table, collection and kind (rows, missing, stale, extra, duplicate)
+	VerifyRuns   *prometheus.CounterVec   // periodic verifications by result (ok, error)
 	MemoryBudget prometheus.Gauge         // pipeline.memory_budget in bytes (0: unbounded)
 
 	// Lag remembers the commit time of each transaction not yet applied.
@@ -148,12 +150,20 @@ func New() *Metrics {
 			Name: "cdc_indexer_memory_budget_bytes",
 			Help: "pipeline.memory_budget in bytes; 0 when unbounded.",
 		}),
+		Verify: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdc_indexer_verify",
+			Help: "Last periodic verification (verify.interval) per mapping: rows read, and missing, stale, extra and duplicate counts.",
+		}, []string{"table", "collection", "kind"}),
+		VerifyRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdc_indexer_verify_runs_total",
+			Help: "Periodic verifications by result (ok, error).",
+		}, []string{"result"}),
 		Lag:    &LagClock{},
 		queues: newFuncGauges("cdc_indexer_queue_depth", "Items waiting, by queue: stream (decoded messages not yet dispatched), live (changes waiting for a worker), backfill (snapshot rows waiting for a worker), in_flight (changes dispatched and not yet acknowledged).", "queue"),
 	}
 	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
-		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.queues,
+		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.Verify, m.VerifyRuns, m.queues,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
 	m.Embedding = newEmbeddingMetrics(m.Registry)
 	return m
@@ -299,5 +309,12 @@ func (c *LagClock) drop(confirmed pglogrepl.LSN) {
 	}
 	if i > 0 {
 		c.pending = append(c.pending[:0], c.pending[i:]...)
+	}
+}
+
+// ObserveVerify records one mapping's verification counts.
+func (m *Metrics) ObserveVerify(table, collection string, rows, missing, stale, extra, duplicate int64) {
+	for kind, n := range map[string]int64{"rows": rows, "missing": missing, "stale": stale, "extra": extra, "duplicate": duplicate} {
+		m.Verify.WithLabelValues(table, collection, kind).Set(float64(n))
 	}
 }

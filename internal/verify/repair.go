@@ -3,13 +3,9 @@ package verify
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 
-	"github.com/rs/zerolog"
-
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
-	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 )
 
@@ -29,15 +25,12 @@ type Repaired struct {
 // running connector when one streams the slot (its backfill lane, behind
 // live changes), else by this process. Rows whose document is unchanged
 // cost no embedding or write.
-func Repair(ctx context.Context, cfg *config.Config, report *Report, log zerolog.Logger) ([]Repaired, error) {
-	env, err := indexer.PrepareWithoutSlot(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	defer env.Close()
-	st := state.NewStore(env.Pool, cfg.Postgres.StateSchema)
+//
+// backfill re-indexes the named mappings (`snapshot --table`: online when a
+// connector streams the slot).
+func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfill func(ctx context.Context, mappings []config.Table) error) ([]Repaired, error) {
 	var out []Repaired
-	var backfill []config.Table
+	var reindex []config.Table
 	for _, m := range report.Mappings {
 		r := Repaired{Table: m.Table, Collection: m.Collection}
 		deletes := map[[2]string][]string{} // (tenant, source_lsn) -> ids
@@ -53,7 +46,7 @@ func Repair(ctx context.Context, cfg *config.Config, report *Report, log zerolog
 			}
 		}
 		for k, ids := range deletes {
-			if err := env.Sink.DeleteObjectsAt(ctx, m.Collection, k[0], k[1], ids); err != nil {
+			if err := d.Sink.DeleteObjectsAt(ctx, m.Collection, k[0], k[1], ids); err != nil {
 				return out, fmt.Errorf("%s -> %s: %w", m.Table, m.Collection, err)
 			}
 		}
@@ -67,12 +60,12 @@ func Repair(ctx context.Context, cfg *config.Config, report *Report, log zerolog
 				return out, err
 			}
 			r.Reindexed = len(keys)
-			backfill = append(backfill, config.Table{Table: m.Table, Collection: m.Collection})
+			reindex = append(reindex, config.Table{Table: m.Table, Collection: m.Collection})
 		}
 		out = append(out, r)
 	}
-	if len(backfill) > 0 {
-		if err := indexer.Snapshot(ctx, cfg, indexer.SnapshotOptions{Tables: backfill, Out: io.Discard}, log); err != nil {
+	if len(reindex) > 0 {
+		if err := backfill(ctx, reindex); err != nil {
 			return out, fmt.Errorf("re-index missing and stale rows: %w", err)
 		}
 	}

@@ -30,16 +30,29 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
-	"github.com/cdc-indexer/cdc-indexer/internal/config"
-	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/snapshot"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
+
+// Deps are what verification reads: the table mappings as the pipeline
+// renders them, PostgreSQL, and Weaviate.
+type Deps struct {
+	DSN     string // for the table pass's readers
+	Slot    string // whose confirmed position says the stream caught up
+	Pool    *pgxpool.Pool
+	Tables  []*pipeline.Table
+	Chunker *transform.Chunker
+	Sink    *sink.Weaviate
+	// Dimensions is the vector length every object must have; 0 skips
+	// the check (provider none).
+	Dimensions int
+}
 
 // Options say what to verify.
 type Options struct {
@@ -60,28 +73,12 @@ const maxSuspects = 100_000
 const examplesPerKind = 5
 
 // Run verifies every selected mapping and returns the report.
-func Run(ctx context.Context, cfg *config.Config, opts Options, log zerolog.Logger) (*Report, error) {
-	env, err := indexer.Describe(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	defer env.Close()
-	w, err := sink.New(ctx, cfg.Weaviate.SinkConfig())
-	if err != nil {
-		return nil, fmt.Errorf("weaviate: %w", err)
-	}
-	defer w.Close()
-	if err := w.Ready(ctx); err != nil {
-		return nil, fmt.Errorf("weaviate.url: %w", err)
-	}
+func Run(ctx context.Context, d Deps, opts Options, log zerolog.Logger) (*Report, error) {
 	if opts.CatchUpTimeout <= 0 {
 		opts.CatchUpTimeout = 2 * time.Minute
 	}
-	v := &verifier{env: env, cfg: cfg, sink: w, opts: opts, log: log, dims: cfg.Embedding.Dimensions}
-	if cfg.Embedding.Provider == config.ProviderNone {
-		v.dims = 0
-	}
-	tables, err := selectTables(env.Tables, opts.Tables)
+	v := &verifier{d: d, opts: opts, log: log}
+	tables, err := selectTables(d.Tables, opts.Tables)
 	if err != nil {
 		return nil, err
 	}
@@ -121,12 +118,9 @@ func selectTables(all []*pipeline.Table, names []string) ([]*pipeline.Table, err
 }
 
 type verifier struct {
-	env  *indexer.Env
-	cfg  *config.Config
-	sink *sink.Weaviate
+	d    Deps
 	opts Options
 	log  zerolog.Logger
-	dims int
 }
 
 // tally gathers one mapping's first-pass findings from parallel readers.
@@ -157,7 +151,7 @@ func (v *verifier) mapping(ctx context.Context, t *pipeline.Table) (MappingRepor
 	start := time.Now()
 	tl := &tally{counts: map[string]int64{}, suspects: map[string]bool{}}
 	if _, err := snapshot.Run(ctx, snapshot.Config{
-		DSN: v.cfg.Postgres.DSN, Readers: v.opts.Readers, Apply: &tablePass{v: v, tally: tl}, Log: zerolog.Nop(),
+		DSN: v.d.DSN, Readers: v.opts.Readers, Apply: &tablePass{v: v, tally: tl}, Log: zerolog.Nop(),
 	}, nil, []*pipeline.Table{t}); err != nil {
 		return MappingReport{}, err
 	}
@@ -223,10 +217,10 @@ func (v *verifier) compareRows(ctx context.Context, t *pipeline.Table, rows []pi
 			byTenant[""] = append(byTenant[""], key)
 			continue
 		}
-		for i, s := range v.env.Chunker.Split(doc.Text) {
+		for i, s := range v.d.Chunker.Split(doc.Text) {
 			doc.Chunks = append(doc.Chunks, transform.Chunk{Index: i, Text: s})
 		}
-		exp[key] = &Expected{Doc: doc, Dimensions: v.dims}
+		exp[key] = &Expected{Doc: doc, Dimensions: v.d.Dimensions}
 		tenant := doc.Tenant
 		if allTenants {
 			tenant = ""
@@ -237,7 +231,7 @@ func (v *verifier) compareRows(ctx context.Context, t *pipeline.Table, rows []pi
 	for tenant, keys := range byTenant {
 		for start := 0; start < len(keys); start += keyBatch {
 			part := keys[start:min(start+keyBatch, len(keys))]
-			found, err := v.sink.KeyObjects(ctx, t.Collection, tenant, t.SourceTable, part, v.dims > 0)
+			found, err := v.d.Sink.KeyObjects(ctx, t.Collection, tenant, t.SourceTable, part, v.d.Dimensions > 0)
 			if err != nil {
 				return nil, err
 			}
@@ -263,7 +257,7 @@ const keyBatch = 500
 // does not exist or is in another tenant.
 func (v *verifier) collectionPass(ctx context.Context, t *pipeline.Table, tl *tally) error {
 	tenanted := t.Renderer.Tenant() != ""
-	return v.sink.EachObjectPage(ctx, t.Collection, func(page []sink.StoredObject) error {
+	return v.d.Sink.EachObjectPage(ctx, t.Collection, func(page []sink.StoredObject) error {
 		var keys []connector.Key
 		var objs []sink.StoredObject
 		for _, o := range page {
@@ -284,7 +278,7 @@ func (v *verifier) collectionPass(ctx context.Context, t *pipeline.Table, tl *ta
 		if len(keys) == 0 {
 			return nil
 		}
-		rows, err := connector.FetchRows(ctx, v.env.Pool, t.Info, keys)
+		rows, err := connector.FetchRows(ctx, v.d.Pool, t.Info, keys)
 		if err != nil {
 			return err
 		}
@@ -354,7 +348,7 @@ func (v *verifier) compareKeys(ctx context.Context, t *pipeline.Table, keys []st
 		key, err := pipeline.ParseSourceKey(t.Info, k)
 		if err != nil {
 			// Not a key of the table: every object of it is extra.
-			objs, rerr := v.sink.KeyObjects(ctx, t.Collection, "", t.SourceTable, []string{k}, false)
+			objs, rerr := v.d.Sink.KeyObjects(ctx, t.Collection, "", t.SourceTable, []string{k}, false)
 			if rerr != nil {
 				return nil, rerr
 			}
@@ -363,7 +357,7 @@ func (v *verifier) compareKeys(ctx context.Context, t *pipeline.Table, keys []st
 		}
 		parsed = append(parsed, key)
 	}
-	current, err := connector.FetchRows(ctx, v.env.Pool, t.Info, parsed)
+	current, err := connector.FetchRows(ctx, v.d.Pool, t.Info, parsed)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +376,7 @@ func (v *verifier) compareKeys(ctx context.Context, t *pipeline.Table, keys []st
 // when a connector streams it, and reports whether one does.
 func (v *verifier) awaitStream(ctx context.Context) (bool, error) {
 	var target string
-	if err := v.env.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
+	if err := v.d.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
 		return false, fmt.Errorf("read the WAL position: %w", err)
 	}
 	to, _ := pglogrepl.ParseLSN(target)
@@ -390,13 +384,13 @@ func (v *verifier) awaitStream(ctx context.Context) (bool, error) {
 	for {
 		var active bool
 		var confirmed *string
-		err := v.env.Pool.QueryRow(ctx, `SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`,
-			v.cfg.Postgres.Slot).Scan(&active, &confirmed)
+		err := v.d.Pool.QueryRow(ctx, `SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`,
+			v.d.Slot).Scan(&active, &confirmed)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
 			return false, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("postgres.slot %s: %w", v.cfg.Postgres.Slot, err)
+			return false, fmt.Errorf("postgres.slot %s: %w", v.d.Slot, err)
 		}
 		if confirmed != nil {
 			if at, perr := pglogrepl.ParseLSN(*confirmed); perr == nil && at >= to {
@@ -404,7 +398,7 @@ func (v *verifier) awaitStream(ctx context.Context) (bool, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			v.log.Warn().Str("slot", v.cfg.Postgres.Slot).Stringer("target_lsn", to).
+			v.log.Warn().Str("slot", v.d.Slot).Stringer("target_lsn", to).
 				Msg("the running connector did not catch up in time: comparing anyway; differences may be changes still on their way")
 			return true, nil
 		}
