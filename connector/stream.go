@@ -202,14 +202,21 @@ func (s *Stream) Run(ctx context.Context, out chan<- Message, confirmed func() p
 	return ss.loop(ctx, out)
 }
 
+// ApplicationName is what the connector's replication connections call
+// themselves (pg_stat_activity.application_name): how `check` tells a slot
+// held by this connector from one held by a foreign consumer.
+const ApplicationName = "cdc-indexer"
+
 // ConnectReplication opens a replication=database connection: it runs
 // simple SQL queries and replication commands (EnsureSlot, CreateSlot).
+// It names itself ApplicationName, whatever the DSN says.
 func ConnectReplication(ctx context.Context, dsn string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("replication connection: %w", err)
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["application_name"] = ApplicationName
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("replication connection: %w", err)

@@ -105,6 +105,7 @@ func Run(ctx context.Context, cfg *config.Config) Report {
 	var r Report
 	r = append(r, checkPostgres(ctx, cfg)...)
 	r = append(r, checkWeaviate(ctx, cfg)...)
+	r = append(r, EmbeddingProvider(ctx, cfg.Embedding)) // embedding.go
 	return r
 }
 
@@ -488,9 +489,17 @@ func Slot(ctx context.Context, db *pgx.Conn, slot string) Result {
 		return fail(check, drop, "slot %s has lost WAL it needs (wal_status lost); its position can no longer be streamed", slot)
 	case st.Active:
 		var app string
-		_ = db.QueryRow(ctx, `SELECT COALESCE(application_name, '') FROM pg_catalog.pg_stat_activity WHERE pid = $1`, st.ActivePID).Scan(&app)
-		return fail(check, fmt.Sprintf("stop the other consumer (SELECT pg_terminate_backend(%d);) or set postgres.slot to another name; if it is this indexer's own running instance, nothing is wrong", st.ActivePID),
-			"slot %s is active: streamed by pid %d (application_name %q)", slot, st.ActivePID, app)
+		var lag int64
+		_ = db.QueryRow(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn), 0)::int8
+FROM pg_catalog.pg_replication_slots s LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = s.active_pid
+WHERE s.slot_name = $1`, slot).Scan(&app, &lag)
+		if app == connector.ApplicationName {
+			// The normal state of a running deployment: check is a gate
+			// that must pass against it.
+			return pass(check, "slot %s is streamed by a running cdc-indexer (pid %d), %d bytes behind the server (confirmed %s)", slot, st.ActivePID, lag, st.ConfirmedFlush)
+		}
+		return fail(check, fmt.Sprintf("stop the other consumer (SELECT pg_terminate_backend(%d);) or set postgres.slot to another name", st.ActivePID),
+			"slot %s is active: streamed by pid %d (application_name %q), which is not cdc-indexer", slot, st.ActivePID, app)
 	}
 	return pass(check, "slot %s exists (pgoutput, confirmed %s, wal_status %s, inactive)", slot, st.ConfirmedFlush, st.WALStatus)
 }

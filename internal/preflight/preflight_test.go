@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
@@ -283,30 +284,49 @@ func TestSlot(t *testing.T) {
 	exec(t, db, `SELECT pg_create_logical_replication_slot('pf_decoding', 'test_decoding')`)
 	expect(t, Slot(ctx, db, "pf_decoding"), Fail, "test_decoding", "pg_drop_replication_slot('pf_decoding')")
 
-	// Another connection streams from the slot.
+	// A foreign consumer streams from the slot: a failure with the fix;
+	// this connector's own running instance: a pass.
 	exec(t, db, `CREATE TABLE a (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE a`)
-	repl, err := connector.ConnectReplication(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer repl.Close(ctx)
-	err = pglogrepl.StartReplication(ctx, repl, "pf_good", 0, pglogrepl.StartReplicationOptions{
-		Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names 'pub'"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := Slot(ctx, db, "pf_good")
-		if r.Status == Fail {
-			expect(t, r, Fail, "is active", "pg_terminate_backend(")
-			break
+	stream := func(app string) *pgconn.PgConn {
+		cfg, err := pgconn.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("slot never reported active: %+v", r)
+		cfg.RuntimeParams["replication"] = "database"
+		cfg.RuntimeParams["application_name"] = app
+		repl, err := pgconn.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
+		err = pglogrepl.StartReplication(ctx, repl, "pf_good", 0, pglogrepl.StartReplicationOptions{
+			Mode: pglogrepl.LogicalReplication, PluginArgs: []string{"proto_version '1'", "publication_names 'pub'"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return repl
+	}
+	waitActive := func() Result {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			r := Slot(ctx, db, "pf_good")
+			if !strings.Contains(r.Detail, "inactive") {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("slot never reported active: %+v", r)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	foreign := stream("pg_recvlogical")
+	expect(t, waitActive(), Fail, "is active", `"pg_recvlogical"`, "pg_terminate_backend(")
+	foreign.Close(ctx)
+	for Slot(ctx, db, "pf_good").Status != Pass || !strings.Contains(Slot(ctx, db, "pf_good").Detail, "inactive") {
 		time.Sleep(50 * time.Millisecond)
 	}
+	own := stream(connector.ApplicationName)
+	defer own.Close(ctx)
+	expect(t, waitActive(), Pass, "streamed by a running cdc-indexer", "bytes behind")
 }
 
 func weaviateConfig(t *testing.T) config.Weaviate {

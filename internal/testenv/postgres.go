@@ -415,3 +415,17 @@ func appendFile(path, text string) error {
 	}
 	return f.Close()
 }
+
+// PostgresProgram is the path of a PostgreSQL client program (pg_recvlogical,
+// psql) next to the server the tests run.
+func PostgresProgram(ctx context.Context, name string) (string, error) {
+	dir := findPostgresBinDir(ctx)
+	if dir == "" {
+		return "", errors.New("testenv: PostgreSQL 15 is not installed (no initdb in /usr/lib/postgresql/15/bin or pg_config --bindir)")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("testenv: %s not found next to PostgreSQL: %w", name, err)
+	}
+	return p, nil
+}
