@@ -10,6 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
+// PublicationComment marks a publication the connector created.
+const PublicationComment = "created by cdc-indexer"
+
 // EnsurePublication makes sure the publication exists and publishes every
 // given table. A missing publication is created for exactly these tables;
 // an existing one gets the missing tables added and keeps whatever else it
@@ -36,6 +39,11 @@ func EnsurePublication(ctx context.Context, db Querier, name string, tables []Ta
 	if errors.Is(err, pgx.ErrNoRows) {
 		_, err = db.Exec(ctx, "CREATE PUBLICATION "+QuoteIdent(name)+" FOR TABLE "+tableList(tables)+" WITH (publish_via_partition_root = true)")
 		if err == nil {
+			// Marked, so that teardown drops only a publication the
+			// connector created, never one an operator made.
+			if _, err := db.Exec(ctx, "COMMENT ON PUBLICATION "+QuoteIdent(name)+" IS '"+PublicationComment+"'"); err != nil {
+				return fmt.Errorf("mark publication %s as the connector's: %w", QuoteIdent(name), err)
+			}
 			return nil
 		}
 		var pgErr *pgconn.PgError

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ import (
 
 // TestVerifyFindsAndRepairsTampering: with the connector stopped, objects
 // are deleted (all of two rows, one chunk of a third), two chunks' text
-// changed, a copy of one added at a foreign id, an
+// changed, one row's record in the state schema falsified, a copy of one added at a foreign id, an
 // object added for a key that does not exist, and two rows deleted while
 // their table was out of the publication (so the stream never carries
 // those deletes). verify counts exactly that and exits 1; verify --repair
@@ -70,6 +71,8 @@ func TestVerifyFindsAndRepairsTampering(t *testing.T) {
 	if err := h.weaviate.Write(ctx, []*transform.Document{ghost}); err != nil {
 		t.Fatal(err)
 	}
+	// State: the state schema's record of row 30 disagrees with Weaviate.
+	h.exec(`UPDATE cdc_indexer.documents SET chunk_count = 9 WHERE source_key = '30'`)
 	// Extra: rows deleted while the table was out of the publication (10
 	// has several chunks).
 	h.exec(`ALTER PUBLICATION cdc_indexer DROP TABLE articles`)
@@ -79,9 +82,19 @@ func TestVerifyFindsAndRepairsTampering(t *testing.T) {
 
 	report := h.verify()
 	r := report.Mappings[0]
-	if r.Missing != 3 || r.Stale != 2 || r.Duplicate != 1 || r.Extra != int64(1+unpublished) {
-		t.Fatalf("verify found missing %d, stale %d, duplicate %d, extra %d; want 3, 2, 1, %d\nexamples: %+v",
-			r.Missing, r.Stale, r.Duplicate, r.Extra, 1+unpublished, r.Examples)
+	if r.Missing != 3 || r.Stale != 2 || r.Duplicate != 1 || r.Extra != int64(1+unpublished) || r.StateMismatch != 1 {
+		t.Fatalf("verify found missing %d, stale %d, duplicate %d, extra %d, state %d; want 3, 2, 1, %d, 1\nexamples: %+v",
+			r.Missing, r.Stale, r.Duplicate, r.Extra, r.StateMismatch, 1+unpublished, r.Examples)
+	}
+	if r.RepairRows != 6 || r.RepairDeletes != int64(2+unpublished) || r.RepairTokens <= 0 {
+		t.Errorf("repair plan: %d rows (%d tokens), %d deletes; want 6 rows, %d deletes", r.RepairRows, r.RepairTokens, r.RepairDeletes, 2+unpublished)
+	}
+	out, code := h.cliExit("verify", "--repair", "--dry-run")
+	if code != 1 || !strings.Contains(out, "re-index 6 rows") {
+		t.Fatalf("verify --repair --dry-run: exit %d; want 1 and the plan\n%s", code, out)
+	}
+	if again := h.verify().Mappings[0]; again.Drift() != r.Drift() {
+		t.Fatalf("the dry run changed something: drift %d, was %d", again.Drift(), r.Drift())
 	}
 	if r.Rows != 58 {
 		t.Errorf("verify read %d rows, want 58", r.Rows)

@@ -349,3 +349,24 @@ func replicationFactor(class *models.Class) int {
 	}
 	return int(class.ReplicationConfig.Factor)
 }
+
+// CollectionExists reports whether Weaviate has the collection.
+func (w *Weaviate) CollectionExists(ctx context.Context, name string) (bool, error) {
+	ok, err := w.client.Schema().ClassExistenceChecker().WithClassName(name).Do(ctx)
+	if err != nil {
+		return false, fmt.Errorf("sink: does collection %s exist: %w", name, err)
+	}
+	return ok, nil
+}
+
+// DeleteCollection deletes a collection and every object in it.
+func (w *Weaviate) DeleteCollection(ctx context.Context, name string) error {
+	if err := w.client.Schema().ClassDeleter().WithClassName(name).Do(ctx); err != nil {
+		return fmt.Errorf("sink: delete collection %s: %w", name, err)
+	}
+	w.mu.Lock()
+	delete(w.kinds, name)
+	delete(w.tenancy, name)
+	w.mu.Unlock()
+	return nil
+}

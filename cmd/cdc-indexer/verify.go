@@ -18,6 +18,7 @@ func newVerifyCmd() *cobra.Command {
 	var (
 		tables []string
 		repair bool
+		dryRun bool
 		asJSON bool
 	)
 	cmd := &cobra.Command{
@@ -55,10 +56,16 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}
-			if repair && !report.InSync() {
+			if dryRun && !repair {
+				return usageError{fmt.Errorf("--dry-run goes with --repair")}
+			}
+			if dryRun || (repair && !report.InSync()) {
 				if !asJSON {
 					report.Print(cmd.OutOrStdout())
+					report.PrintPlan(cmd.OutOrStdout(), cfg.Embedding.PricePerMillionTokens)
 				}
+			}
+			if repair && !dryRun && !report.InSync() {
 				backfill := func(ctx context.Context, mappings []config.Table) error {
 					return indexer.Snapshot(ctx, cfg, indexer.SnapshotOptions{Tables: mappings, Out: io.Discard}, log)
 				}
@@ -80,7 +87,7 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 				if err := report.PrintJSON(cmd.OutOrStdout()); err != nil {
 					return exitError{code: 2, err: err}
 				}
-			} else {
+			} else if !dryRun {
 				report.Print(cmd.OutOrStdout())
 			}
 			if !report.InSync() {
@@ -95,6 +102,7 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 	}
 	cmd.Flags().StringArrayVar(&tables, "table", nil, "verify only this configured table (schema.name); repeatable")
 	cmd.Flags().BoolVar(&repair, "repair", false, "delete extra objects, re-index missing and stale rows, then verify again")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "with --repair: print what the repair would delete and re-index, and its embedding tokens, and change nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -135,6 +136,14 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 		streamDone <- err
 	}()
 
+	// One shutdown budget for the whole stop: the stream's drain and the
+	// pipeline's last batches share pipeline.shutdown_timeout from the
+	// signal on, so the process exits within it (and an orchestrator's
+	// grace period sized to it is never overrun into a SIGKILL).
+	var stopAt atomic.Int64
+	unwatch := context.AfterFunc(ctx, func() { stopAt.Store(time.Now().UnixNano()) })
+	defer unwatch()
+
 	var runErr error
 	cutOff := false // the pipeline was stopped at the shutdown timeout
 	select {
@@ -143,7 +152,11 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 		if err != nil && !errors.Is(err, context.Canceled) {
 			runErr = fmt.Errorf("replication stream: %w", err)
 		}
-		timer := time.AfterFunc(cfg.Pipeline.ShutdownTimeout, cancelPipe)
+		left := cfg.Pipeline.ShutdownTimeout
+		if at := stopAt.Load(); at != 0 {
+			left -= time.Since(time.Unix(0, at))
+		}
+		timer := time.AfterFunc(max(left, 0), cancelPipe)
 		if err := <-pipeDone; err != nil && runErr == nil {
 			runErr = fmt.Errorf("pipeline: %w", err)
 		}

@@ -7,8 +7,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/internal/verify"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 )
@@ -29,12 +31,21 @@ func OpenVerify(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*E
 		env.Close()
 		return nil, verify.Deps{}, fmt.Errorf("weaviate.url: %w", err)
 	}
+	// The state is compared too once it exists (verify creates nothing).
+	var exists bool
+	if err := env.Pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, connector.QuoteIdent(cfg.Postgres.StateSchema)+".documents").Scan(&exists); err != nil {
+		env.Close()
+		return nil, verify.Deps{}, fmt.Errorf("postgres.state_schema: %w", err)
+	}
+	if exists {
+		env.State = state.NewStore(env.Pool, cfg.Postgres.StateSchema)
+	}
 	return env, env.verifyDeps(cfg), nil
 }
 
 func (e *Env) verifyDeps(cfg *config.Config) verify.Deps {
 	d := verify.Deps{DSN: cfg.Postgres.DSN, Slot: cfg.Postgres.Slot, Pool: e.Pool, Tables: e.Tables,
-		Chunker: e.Chunker, Sink: e.Sink, Dimensions: cfg.Embedding.Dimensions}
+		Chunker: e.Chunker, Sink: e.Sink, State: e.State, Dimensions: cfg.Embedding.Dimensions}
 	if cfg.Embedding.Provider == config.ProviderNone {
 		d.Dimensions = 0 // Weaviate's vectorizer decides
 	}
@@ -67,13 +78,14 @@ func (e *Env) verifyPeriodically(ctx context.Context, cfg *config.Config, m *met
 		}
 		m.VerifyRuns.WithLabelValues("ok").Inc()
 		for _, r := range report.Mappings {
-			m.ObserveVerify(r.Table, r.Collection, r.Rows, r.Missing, r.Stale, r.Extra, r.Duplicate)
+			m.ObserveVerify(r.Table, r.Collection, map[string]int64{"rows": r.Rows, "missing": r.Missing, "stale": r.Stale,
+				"extra": r.Extra, "duplicate": r.Duplicate, "state": r.StateMismatch})
 			ev := log.Info()
 			if r.Drift() > 0 {
 				ev = log.Warn()
 			}
 			ev.Str("table", r.Table).Str("collection", r.Collection).Int64("rows", r.Rows).Int64("missing", r.Missing).
-				Int64("stale", r.Stale).Int64("extra", r.Extra).Int64("duplicate", r.Duplicate).
+				Int64("stale", r.Stale).Int64("extra", r.Extra).Int64("duplicate", r.Duplicate).Int64("state", r.StateMismatch).
 				Dur("elapsed", time.Since(start).Round(time.Millisecond)).Msg("periodic verification")
 		}
 	}

@@ -152,7 +152,7 @@ func New() *Metrics {
 		}),
 		Verify: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdc_indexer_verify",
-			Help: "Last periodic verification (verify.interval) per mapping: rows read, and missing, stale, extra and duplicate counts.",
+			Help: "Last periodic verification (verify.interval) per mapping, by kind: rows read, and missing, stale, extra, duplicate and state (state schema disagreeing with Weaviate) counts.",
 		}, []string{"table", "collection", "kind"}),
 		VerifyRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdc_indexer_verify_runs_total",
@@ -312,9 +312,10 @@ func (c *LagClock) drop(confirmed pglogrepl.LSN) {
 	}
 }
 
-// ObserveVerify records one mapping's verification counts.
-func (m *Metrics) ObserveVerify(table, collection string, rows, missing, stale, extra, duplicate int64) {
-	for kind, n := range map[string]int64{"rows": rows, "missing": missing, "stale": stale, "extra": extra, "duplicate": duplicate} {
+// ObserveVerify records one mapping's verification counts, by kind (rows,
+// missing, stale, extra, duplicate, state).
+func (m *Metrics) ObserveVerify(table, collection string, counts map[string]int64) {
+	for kind, n := range counts {
 		m.Verify.WithLabelValues(table, collection, kind).Set(float64(n))
 	}
 }

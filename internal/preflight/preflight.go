@@ -599,7 +599,7 @@ func Collection(ctx context.Context, w config.Weaviate, e config.Embedding, i in
 }
 
 func collectionExists(ctx context.Context, s *sink.Weaviate, name string) (bool, error) {
-	return s.Client().Schema().ClassExistenceChecker().WithClassName(name).Do(ctx)
+	return s.CollectionExists(ctx, name)
 }
 
 func oneLine(err error) string {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -16,6 +17,11 @@ const (
 	Stale     = "stale"     // an object whose text, metadata, chunk_count, content_hash or vector length differs (per object)
 	Extra     = "extra"     // an object of a gone row, a chunk past chunk_count, in another tenant, or with a foreign id (per object)
 	Duplicate = "duplicate" // a second object for one (row, chunk) (per surplus object)
+	// StateMismatch: the state schema's record of an indexed row (content
+	// hash, chunk count) disagrees with the objects Weaviate holds. The
+	// pipeline trusts that record to skip no-op changes and to prune
+	// surplus chunks, so a wrong one makes future drift (per row).
+	StateMismatch = "state"
 )
 
 // Finding is one difference of one row.
@@ -29,6 +35,30 @@ type Finding struct {
 	// lsn is the object's source_lsn, for a repair that deletes it only
 	// while it is unchanged.
 	lsn string
+	// tokens are the embedding tokens of the row's document, for the cost
+	// of re-indexing it (missing, stale and state findings).
+	tokens int
+}
+
+// CompareState checks the state's record of a row whose objects match its
+// document (CompareRow found nothing): recorded is nil when the state has
+// no record of the row. Pure.
+func CompareState(key string, d *transform.Document, recorded *state.DocState) []Finding {
+	switch {
+	case recorded == nil || recorded.ContentHash == "":
+		return []Finding{{Kind: StateMismatch, Key: key, Chunk: -1, Tenant: d.Tenant,
+			Detail: "indexed, but the state schema has no record of it (a shrinking document would keep surplus chunks)"}}
+	case recorded.ContentHash != d.ContentHash:
+		return []Finding{{Kind: StateMismatch, Key: key, Chunk: -1, Tenant: d.Tenant,
+			Detail: fmt.Sprintf("state records content_hash %.12s..., Weaviate holds %.12s...", recorded.ContentHash, d.ContentHash)}}
+	case recorded.ChunkCount != len(d.Chunks):
+		return []Finding{{Kind: StateMismatch, Key: key, Chunk: -1, Tenant: d.Tenant,
+			Detail: fmt.Sprintf("state records %d chunks, Weaviate holds %d", recorded.ChunkCount, len(d.Chunks))}}
+	case recorded.Tenant != d.Tenant:
+		return []Finding{{Kind: StateMismatch, Key: key, Chunk: -1, Tenant: d.Tenant,
+			Detail: fmt.Sprintf("state records tenant %q, Weaviate holds the row in %q", recorded.Tenant, d.Tenant)}}
+	}
+	return nil
 }
 
 // Expected is a row's current document as the pipeline would index it.

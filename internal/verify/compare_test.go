@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -82,5 +83,29 @@ func TestReportCountsAndExamples(t *testing.T) {
 	}
 	if (&Report{Mappings: []MappingReport{m}}).InSync() || !(&Report{Mappings: []MappingReport{{}}}).InSync() {
 		t.Fatal("InSync is wrong")
+	}
+}
+
+func TestCompareState(t *testing.T) {
+	d := &transform.Document{ContentHash: "h1", Tenant: "acme", Chunks: []transform.Chunk{{Index: 0}, {Index: 1}}}
+	cases := []struct {
+		name string
+		rec  *state.DocState
+		want int
+	}{
+		{"matches", &state.DocState{ContentHash: "h1", ChunkCount: 2, Tenant: "acme"}, 0},
+		{"no record", nil, 1},
+		{"tombstone", &state.DocState{}, 1},
+		{"other hash", &state.DocState{ContentHash: "h0", ChunkCount: 2, Tenant: "acme"}, 1},
+		{"other chunk count", &state.DocState{ContentHash: "h1", ChunkCount: 9, Tenant: "acme"}, 1},
+		{"other tenant", &state.DocState{ContentHash: "h1", ChunkCount: 2, Tenant: "beta"}, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := CompareState("7", d, c.rec)
+			if len(got) != c.want || (c.want == 1 && (got[0].Kind != StateMismatch || got[0].Detail == "")) {
+				t.Fatalf("CompareState = %+v, want %d state finding(s)", got, c.want)
+			}
+		})
 	}
 }

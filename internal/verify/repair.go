@@ -41,7 +41,7 @@ func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfi
 				k := [2]string{f.Tenant, f.lsn}
 				deletes[k] = append(deletes[k], f.ID)
 				r.Deleted++
-			case Missing, Stale:
+			case Missing, Stale, StateMismatch:
 				rows[f.Key] = true
 			}
 		}

@@ -36,6 +36,7 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/snapshot"
+	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -49,6 +50,9 @@ type Deps struct {
 	Tables  []*pipeline.Table
 	Chunker *transform.Chunker
 	Sink    *sink.Weaviate
+	// State, when set, is compared too: its record of each indexed row
+	// must match what Weaviate holds (StateMismatch).
+	State *state.Store
 	// Dimensions is the vector length every object must have; 0 skips
 	// the check (provider none).
 	Dimensions int
@@ -240,12 +244,44 @@ func (v *verifier) compareRows(ctx context.Context, t *pipeline.Table, rows []pi
 			}
 		}
 	}
+	var recorded map[string]state.DocState
+	if v.d.State != nil {
+		keys := make([]string, 0, len(exp))
+		for k := range exp {
+			keys = append(keys, k)
+		}
+		var err error
+		if recorded, err = v.d.State.LookupDocuments(ctx, t.Collection, t.SourceTable, keys); err != nil {
+			return nil, err
+		}
+	}
 	var out []Finding
 	for key, e := range exp {
 		if e != nil && e.Doc == nil {
 			e = nil // unrenderable: no object belongs to it
 		}
-		out = append(out, CompareRow(t.Collection, t.SourceTable, key, e, objs[key])...)
+		fs := CompareRow(t.Collection, t.SourceTable, key, e, objs[key])
+		if len(fs) == 0 && e != nil && v.d.State != nil {
+			var rec *state.DocState
+			if r, ok := recorded[key]; ok {
+				rec = &r
+			}
+			fs = CompareState(key, e.Doc, rec)
+		}
+		if e != nil {
+			tokens := 0
+			for i, f := range fs {
+				if f.Kind == Missing || f.Kind == Stale || f.Kind == StateMismatch {
+					if tokens == 0 {
+						for _, c := range e.Doc.Chunks {
+							tokens += transform.CountTokens(c.Text)
+						}
+					}
+					fs[i].tokens = tokens
+				}
+			}
+		}
+		out = append(out, fs...)
 	}
 	return out, nil
 }

@@ -1,0 +1,75 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestTeardownRemovesWhatTheConnectorCreated: teardown refuses while the
+// connector streams; afterwards it leaves no slot, publication, state schema
+// or (with --collections) collection, as the catalogs show; a publication
+// an operator made is kept.
+func TestTeardownRemovesWhatTheConnectorCreated(t *testing.T) {
+	h := newHarness(t, articlesSchema, articles())
+	coll := h.maps[0].Collection
+	c := h.start()
+	seedArticles(h, 10)
+	h.requireInSync("seed")
+
+	out, code := h.cliExit("teardown", "--yes")
+	if code == 0 || !strings.Contains(out, "is streamed") || h.replicationSlots() != 1 {
+		t.Fatalf("teardown while run streams: exit %d, slots %d; want a refusal\n%s", code, h.replicationSlots(), out)
+	}
+	c.stop(t)
+	out, code = h.cliExit("teardown", "--collections") // no answer on stdin
+	if code == 0 || !strings.Contains(out, "nothing done") || h.replicationSlots() != 1 {
+		t.Fatalf("teardown without yes: exit %d; want nothing done\n%s", code, out)
+	}
+	out, code = h.cliExit("teardown", "--collections", "--yes")
+	if code != 0 {
+		t.Fatalf("teardown --collections --yes: exit %d\n%s", code, out)
+	}
+	if n := h.replicationSlots(); n != 0 {
+		t.Errorf("%d replication slots left", n)
+	}
+	if h.publicationExists("cdc_indexer") {
+		t.Error("the connector's publication is left")
+	}
+	if h.schemaExists("cdc_indexer") {
+		t.Error("the state schema is left")
+	}
+	if h.hasCollection(coll) {
+		t.Error("the collection is left")
+	}
+
+	// An operator's own publication stays; the rest goes again.
+	h.exec(`CREATE PUBLICATION cdc_indexer FOR TABLE articles`)
+	c = h.start()
+	c.stop(t)
+	out, code = h.cliExit("teardown", "--yes")
+	if code != 0 || !strings.Contains(out, "keep publication cdc_indexer") {
+		t.Fatalf("teardown with an operator's publication: exit %d\n%s", code, out)
+	}
+	if !h.publicationExists("cdc_indexer") || h.replicationSlots() != 0 || h.schemaExists("cdc_indexer") {
+		t.Fatal("want the operator's publication kept and the slot and state schema gone")
+	}
+}
+
+func (h *harness) publicationExists(name string) bool {
+	h.t.Helper()
+	var ok bool
+	if err := h.db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, name).Scan(&ok); err != nil {
+		h.t.Fatal(err)
+	}
+	return ok
+}
+
+func (h *harness) schemaExists(name string) bool {
+	h.t.Helper()
+	var ok bool
+	if err := h.db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name).Scan(&ok); err != nil {
+		h.t.Fatal(err)
+	}
+	return ok
+}
