@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 )
 
@@ -81,6 +83,14 @@ type OpenAIConfig struct {
 	// BreakerFailures if lower, which keeps a request failing by its
 	// content from opening the circuit for all when nothing else is sent.
 	IsolateAttempts int
+
+	// Concurrency is how many requests one Embed call sends at once when
+	// its inputs take several (default 1): raise it to keep a fleet of
+	// inference servers behind one endpoint busy.
+	Concurrency int
+	// EncodingFormat is how vectors travel: EncodingAuto (the default),
+	// EncodingBase64 or EncodingFloat (openai_wire.go).
+	EncodingFormat string
 
 	HTTPClient *http.Client // default: a client without overall timeout (Timeout bounds each request)
 	Logger     *zerolog.Logger
@@ -157,6 +167,7 @@ type OpenAIEmbedder struct {
 	observer  observerBox
 	probeMu   sync.Mutex
 	probeOKAt time.Time
+	floats    atomic.Bool // ask for float arrays, not base64 (EncodingFormat)
 }
 
 type observerBox struct {
@@ -194,10 +205,18 @@ func NewOpenAIEmbedder(cfg OpenAIConfig) (*OpenAIEmbedder, error) {
 	if cfg.InitialBackoff > cfg.MaxBackoff {
 		cfg.InitialBackoff = cfg.MaxBackoff
 	}
+	setDefault(&cfg.Concurrency, 1)
+	setDefault(&cfg.EncodingFormat, EncodingAuto)
+	switch cfg.EncodingFormat {
+	case EncodingAuto, EncodingBase64, EncodingFloat:
+	default:
+		return nil, fmt.Errorf("openai embedder: encoding format %q: want auto, base64 or float", cfg.EncodingFormat)
+	}
 	e := &OpenAIEmbedder{cfg: cfg, endpoint: endpoint, client: cfg.HTTPClient, log: zerolog.Nop()}
 	if e.client == nil {
-		e.client = &http.Client{Transport: http.DefaultTransport}
+		e.client = &http.Client{Transport: newTransport(cfg.Concurrency)}
 	}
+	e.floats.Store(cfg.EncodingFormat == EncodingFloat)
 	if cfg.Logger != nil {
 		e.log = *cfg.Logger
 	}
@@ -306,8 +325,32 @@ func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32
 	}
 	out := make([][]float32, len(texts))
 	var rejected InputErrors
-	for _, batch := range e.plan(inputs) {
-		if err := e.embedBatch(ctx, batch, out, &rejected, e.cfg.IsolateAttempts); err != nil {
+	batches := e.plan(inputs)
+	if e.cfg.Concurrency <= 1 || len(batches) == 1 {
+		for _, batch := range batches {
+			if err := e.embedBatch(ctx, batch, out, &rejected, e.cfg.IsolateAttempts); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		// Batches fill disjoint entries of out; each collects its own
+		// rejections.
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.cfg.Concurrency)
+		for _, batch := range batches {
+			g.Go(func() error {
+				var mine InputErrors
+				if err := e.embedBatch(gctx, batch, out, &mine, e.cfg.IsolateAttempts); err != nil {
+					return err
+				}
+				mu.Lock()
+				rejected = append(rejected, mine...)
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
 	}
@@ -571,15 +614,16 @@ func waitErr(ctx context.Context, err error) error {
 }
 
 type embeddingsRequest struct {
-	Input      []string `json:"input"`
-	Model      string   `json:"model"`
-	Dimensions int      `json:"dimensions,omitempty"`
+	Input          []string `json:"input"`
+	Model          string   `json:"model"`
+	Dimensions     int      `json:"dimensions,omitempty"`
+	EncodingFormat string   `json:"encoding_format,omitempty"`
 }
 
 type embeddingsResponse struct {
 	Data []struct {
-		Index     *int      `json:"index"`
-		Embedding []float32 `json:"embedding"`
+		Index     *int   `json:"index"`
+		Embedding vector `json:"embedding"`
 	} `json:"data"`
 }
 
@@ -599,6 +643,10 @@ func (e *OpenAIEmbedder) do(ctx context.Context, batch []embedInput, tokens int)
 	}
 	if e.cfg.SendDimensions {
 		req.Dimensions = e.cfg.Dimensions
+	}
+	base64Asked := !e.floats.Load()
+	if base64Asked {
+		req.EncodingFormat = EncodingBase64
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -633,7 +681,12 @@ func (e *OpenAIEmbedder) do(ctx context.Context, batch []embedInput, tokens int)
 		return nil, &attemptError{reason: "error", err: fmt.Errorf("embedding request to %s: %w", e.endpoint, err)}
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	limit := maxAnswerBytes(len(batch), e.cfg.Dimensions)
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err == nil && int64(len(raw)) > limit {
+		observe("invalid_response")
+		return nil, &attemptError{reason: "invalid_response", err: fmt.Errorf("embedding provider's answer to %d inputs is larger than %d bytes: not an embeddings answer", len(batch), limit)}
+	}
 	if err != nil {
 		if actx.Err() != nil && ctx.Err() == nil {
 			observe("timeout")
@@ -646,6 +699,13 @@ func (e *OpenAIEmbedder) do(ctx context.Context, batch []embedInput, tokens int)
 	observe(status)
 	switch {
 	case resp.StatusCode == http.StatusOK:
+	case base64Asked && e.cfg.EncodingFormat == EncodingAuto && (resp.StatusCode == http.StatusBadRequest ||
+		resp.StatusCode == http.StatusUnprocessableEntity) && refusesEncodingFormat(errorMessage(raw)):
+		// A provider that does not know base64 answers: ask for floats
+		// from now on, and send this request again at once.
+		e.floats.Store(true)
+		e.log.Info().Str("model", e.cfg.Model).Msg("the embedding provider does not take encoding_format base64: asking for float arrays")
+		return e.do(ctx, batch, tokens)
 	case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge ||
 		resp.StatusCode == http.StatusUnprocessableEntity:
 		return nil, &badRequestError{status: resp.StatusCode, message: e.scrub(errorMessage(raw))}
@@ -688,7 +748,7 @@ func (e *OpenAIEmbedder) parse(raw []byte, n int) ([][]float32, error) {
 			return nil, fmt.Errorf("model %s returned vectors of length %d, but embedding.dimensions is %d: set embedding.dimensions to %d, or let the model shorten its vectors (embedding.send_dimensions)",
 				e.cfg.Model, len(d.Embedding), e.cfg.Dimensions, len(d.Embedding))
 		}
-		out[idx] = d.Embedding
+		out[idx] = []float32(d.Embedding)
 	}
 	return out, nil
 }

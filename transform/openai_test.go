@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -561,5 +562,85 @@ func TestOpenAINeverLogsTheKey(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "sk-test-secret-key") || !strings.Contains(buf.String(), "Incorrect API key provided: xxxxx") {
 		t.Errorf("log: %s", buf.String())
+	}
+}
+
+// Vectors travel as base64 by default, as float arrays from a provider that
+// refuses the parameter (after one refusal, for good), and decode to the
+// same values either way.
+func TestOpenAIEncodingFormat(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		noBase64 bool
+		format   string
+		sent     []string // encoding_format of each request
+	}{
+		{"auto, provider takes base64", false, transform.EncodingAuto, []string{"base64", "base64"}},
+		{"auto, provider refuses base64", true, transform.EncodingAuto, []string{"base64", "", ""}},
+		{"float", false, transform.EncodingFloat, []string{"", ""}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := openaitest.New(openaitest.Options{Dimensions: 8, NoBase64: c.noBase64})
+			defer srv.Close()
+			e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{BaseURL: srv.URL(), Model: "m", Dimensions: 8,
+				EncodingFormat: c.format, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := transform.NewHashEmbedder(8).Embed(context.Background(), []string{"a", "b"})
+			for range 2 {
+				got, err := e.Embed(context.Background(), []string{"a", "b"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("vectors %v, want %v", got, want)
+				}
+			}
+			var sent []string
+			for _, r := range srv.Requests() {
+				sent = append(sent, r.EncodingFormat)
+			}
+			if !reflect.DeepEqual(sent, c.sent) {
+				t.Fatalf("encoding_format of the requests %q, want %q", sent, c.sent)
+			}
+		})
+	}
+}
+
+// With Concurrency, the requests of one Embed call go out together.
+func TestOpenAIConcurrency(t *testing.T) {
+	var inFlight, most atomic.Int32
+	release := make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		if n >= 3 {
+			once.Do(func() { close(release) })
+		}
+		select {
+		case <-release: // three at once: the client sends concurrently
+		case <-time.After(2 * time.Second): // a sequential client gets here
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"data":[{"index":0,"embedding":[1,0,0,0]}]}`)
+	}))
+	defer srv.Close()
+	e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{BaseURL: srv.URL, Model: "m", Dimensions: 4, BatchSize: 1, Concurrency: 3, EncodingFormat: transform.EncodingFloat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Embed(context.Background(), []string{"a", "b", "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if most.Load() < 3 {
+		t.Fatalf("at most %d requests in flight, want 3", most.Load())
 	}
 }

@@ -76,16 +76,20 @@ type Embedding struct {
 	BatchSize int `mapstructure:"batch_size"`
 
 	// Provider openai (see embedding.go for the rules).
-	SendDimensions    string            `mapstructure:"send_dimensions"` // auto | always | never
-	Headers           map[string]string `mapstructure:"headers"`
-	MaxBatchTokens    int               `mapstructure:"max_batch_tokens"`
-	MaxInputTokens    int               `mapstructure:"max_input_tokens"`
-	RequestsPerMinute int               `mapstructure:"requests_per_minute"`
-	TokensPerMinute   int               `mapstructure:"tokens_per_minute"`
-	Timeout           time.Duration     `mapstructure:"timeout"`
-	MaxBackoff        time.Duration     `mapstructure:"max_backoff"`
-	BreakerFailures   int               `mapstructure:"breaker_failures"`
-	BreakerCooldown   time.Duration     `mapstructure:"breaker_cooldown"`
+	SendDimensions string            `mapstructure:"send_dimensions"` // auto | always | never
+	Headers        map[string]string `mapstructure:"headers"`
+	MaxBatchTokens int               `mapstructure:"max_batch_tokens"`
+	// Concurrency is how many requests one batch of texts may have in
+	// flight; EncodingFormat how vectors travel (auto | base64 | float).
+	Concurrency       int           `mapstructure:"concurrency"`
+	EncodingFormat    string        `mapstructure:"encoding_format"`
+	MaxInputTokens    int           `mapstructure:"max_input_tokens"`
+	RequestsPerMinute int           `mapstructure:"requests_per_minute"`
+	TokensPerMinute   int           `mapstructure:"tokens_per_minute"`
+	Timeout           time.Duration `mapstructure:"timeout"`
+	MaxBackoff        time.Duration `mapstructure:"max_backoff"`
+	BreakerFailures   int           `mapstructure:"breaker_failures"`
+	BreakerCooldown   time.Duration `mapstructure:"breaker_cooldown"`
 	// PricePerMillionTokens estimates the cost of what is sent.
 	PricePerMillionTokens float64 `mapstructure:"price_per_million_tokens"`
 	// The cache of computed vectors: its in-memory layer in MiB, and the

@@ -80,6 +80,11 @@ func (e *Embedding) validateOpenAI(l *errorList, c Chunking) {
 	default:
 		l.add("embedding.send_dimensions", fmt.Errorf("unknown value %q (want %s, %s or %s)", e.SendDimensions, SendDimensionsAuto, SendDimensionsAlways, SendDimensionsNever))
 	}
+	switch e.EncodingFormat {
+	case "auto", "base64", "float":
+	default:
+		l.add("embedding.encoding_format", fmt.Errorf("unknown value %q (want auto, base64 or float)", e.EncodingFormat))
+	}
 	for name, value := range e.Headers {
 		if !headerName.MatchString(name) {
 			l.add("embedding.headers", fmt.Errorf("%q is not an HTTP header name", name))
@@ -95,6 +100,7 @@ func (e *Embedding) validateOpenAI(l *errorList, c Chunking) {
 		{"embedding.max_batch_tokens", e.MaxBatchTokens},
 		{"embedding.max_input_tokens", e.MaxInputTokens},
 		{"embedding.breaker_failures", e.BreakerFailures},
+		{"embedding.concurrency", e.Concurrency},
 	}
 	for _, f := range positive {
 		if f.value <= 0 {

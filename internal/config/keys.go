@@ -54,6 +54,8 @@ var defaults = map[string]any{
 	// Provider openai, cache and cost (embedding.go).
 	"embedding.send_dimensions":          SendDimensionsAuto,
 	"embedding.max_batch_tokens":         100000,
+	"embedding.concurrency":              1,
+	"embedding.encoding_format":          "auto",
 	"embedding.max_input_tokens":         8191,
 	"embedding.requests_per_minute":      0,
 	"embedding.tokens_per_minute":        0,

@@ -8,8 +8,11 @@ package openaitest
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -32,6 +35,10 @@ type Options struct {
 	MaxTokens int
 	// MaxInputTokens refuses (400) a request with a longer input.
 	MaxInputTokens int
+	// NoBase64 refuses (400) requests with encoding_format, as providers
+	// that do not know the parameter do; otherwise encoding_format base64
+	// gets base64 vectors, as OpenAI sends them.
+	NoBase64 bool
 }
 
 // Request is one request the server received.
@@ -41,8 +48,10 @@ type Request struct {
 	Tokens     int // cl100k_base tokens of the inputs
 	Model      string
 	Dimensions int // 0 when absent
-	Header     http.Header
-	Status     int // what the server answered
+	// EncodingFormat is the request's encoding_format ("" when absent).
+	EncodingFormat string
+	Header         http.Header
+	Status         int // what the server answered
 }
 
 // Fault is a scripted answer: Status with the given headers and body.
@@ -159,15 +168,26 @@ func (s *Server) Usage() (requests, inputs, tokens int) {
 }
 
 type request struct {
-	Input      any    `json:"input"`
-	Model      string `json:"model"`
-	Dimensions int    `json:"dimensions"`
+	Input          any    `json:"input"`
+	Model          string `json:"model"`
+	Dimensions     int    `json:"dimensions"`
+	EncodingFormat string `json:"encoding_format"`
 }
 
 type datum struct {
-	Object    string    `json:"object"`
-	Index     int       `json:"index"`
-	Embedding []float32 `json:"embedding"`
+	Object    string `json:"object"`
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"` // []float32, or a base64 string of float32s
+}
+
+// base64Vector is v as encoding_format base64 sends it: little-endian
+// float32 values, base64-encoded.
+func base64Vector(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +200,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		return
 	}
-	rec := Request{Time: time.Now(), Model: req.Model, Dimensions: req.Dimensions, Header: r.Header.Clone()}
+	rec := Request{Time: time.Now(), Model: req.Model, Dimensions: req.Dimensions, EncodingFormat: req.EncodingFormat, Header: r.Header.Clone()}
 	switch in := req.Input.(type) {
 	case string:
 		rec.Inputs = []string{in}
@@ -258,7 +278,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	}{Object: "list", Model: req.Model}
 	// Answer in reverse order: clients must match by index.
 	for i := len(vecs) - 1; i >= 0; i-- {
-		resp.Data = append(resp.Data, datum{Object: "embedding", Index: i, Embedding: vecs[i]})
+		var emb any = vecs[i]
+		if req.EncodingFormat == "base64" {
+			emb = base64Vector(vecs[i])
+		}
+		resp.Data = append(resp.Data, datum{Object: "embedding", Index: i, Embedding: emb})
 	}
 	resp.Usage.PromptTokens, resp.Usage.TotalTokens = rec.Tokens, rec.Tokens
 	w.Header().Set("Content-Type", "application/json")
@@ -288,6 +312,9 @@ func (s *Server) fault(rec *Request) *Fault {
 	}
 	if len(rec.Inputs) == 0 {
 		return badRequest(http.StatusBadRequest, "invalid_request_error", "'input' is empty")
+	}
+	if s.opts.NoBase64 && rec.EncodingFormat != "" {
+		return badRequest(http.StatusBadRequest, "invalid_request_error", "Unrecognized request argument supplied: encoding_format")
 	}
 	if s.opts.MaxInputs > 0 && len(rec.Inputs) > s.opts.MaxInputs {
 		return badRequest(http.StatusBadRequest, "invalid_request_error",
