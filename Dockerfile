@@ -16,7 +16,11 @@ RUN CGO_ENABLED=0 go build -trimpath \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/cdc-indexer /cdc-indexer
 USER nonroot:nonroot
-# observability.listen must bind 0.0.0.0:9187 for this port to be reachable.
+# Inside a container, /metrics, /readyz and /v1/wait must be reachable from
+# outside it: the image binds 0.0.0.0:9187 (the config default stays
+# loopback for a process on a host). A config file's observability.listen
+# does not override this variable; unset it or set it to change the address.
+ENV CDC_INDEXER_OBSERVABILITY_LISTEN=0.0.0.0:9187
 EXPOSE 9187
 ENTRYPOINT ["/cdc-indexer"]
 CMD ["run", "--config", "/etc/cdc-indexer/config.yaml"]

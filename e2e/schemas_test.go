@@ -311,6 +311,7 @@ FROM generate_series(1, 30) g`)
 	if code, body := h.readyz(); code != 200 {
 		t.Errorf("/readyz answered %d %q with the failing row isolated", code, body)
 	}
+	waitFor(t, "cdc_indexer_dead_letters 1", 30*time.Second, func() bool { return h.metric("cdc_indexer_dead_letters ") == 1 })
 	h.exec(`UPDATE articles SET body = 'A harmless body now.' WHERE id = 7`)
 	h.requireInSync("row fixed")
 }

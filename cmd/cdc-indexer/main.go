@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 )
 
 // Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
@@ -22,6 +23,7 @@ var version, commit = "dev", ""
 const configEnv = "CDC_INDEXER_CONFIG"
 
 func main() {
+	metrics.SetBuild(version, buildCommit()) // cdc_indexer_build_info
 	os.Exit(execute(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 )
@@ -19,10 +20,10 @@ var deadLetterPollInterval = 2 * time.Second
 // (pipeline.Redrive). A row that fails again is dead-lettered again with
 // its new error; one that is indexed, or no longer exists, leaves the dead
 // letters.
-func (e *Env) redriveDeadLetters(ctx context.Context, pipe *pipeline.Pipeline, log zerolog.Logger) {
+func (e *Env) redriveDeadLetters(ctx context.Context, pipe *pipeline.Pipeline, m *metrics.Metrics, log zerolog.Logger) {
 	tick := time.NewTicker(deadLetterPollInterval)
 	defer tick.Stop()
-	refresh := time.Now()
+	var refresh time.Time
 	for {
 		if err := e.redriveOnce(ctx, pipe, log); err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("retrying dead letters")
@@ -30,6 +31,9 @@ func (e *Env) redriveDeadLetters(ctx context.Context, pipe *pipeline.Pipeline, l
 		if time.Since(refresh) > 30*time.Second {
 			pipe.RefreshDeadLetters() // another process may have recorded some
 			refresh = time.Now()
+		}
+		if n, err := e.openDeadLetters(ctx); err == nil {
+			m.DeadLetters.Set(float64(n))
 		}
 		select {
 		case <-ctx.Done():
@@ -69,4 +73,18 @@ func (e *Env) redriveOnce(ctx context.Context, pipe *pipeline.Pipeline, log zero
 		log.Info().Int64("rows", n).Msg("dead letters cleared: the rows no longer exist or are indexed already")
 	}
 	return nil
+}
+
+// openDeadLetters counts the dead letters of this connector's mappings (the
+// state schema may hold other connectors' too).
+func (e *Env) openDeadLetters(ctx context.Context) (int64, error) {
+	var total int64
+	for _, t := range e.Tables {
+		n, err := e.State.CountDeadLetters(ctx, state.DeadLetterFilter{Collection: t.Collection, SourceTable: t.SourceTable})
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }

@@ -117,7 +117,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 	healthDone := make(chan struct{}, 3)
 	go func() { env.monitorSlot(pipeCtx, cfg, log); healthDone <- struct{}{} }()
 	go func() { env.heartbeat(pipeCtx, cfg.Postgres.HeartbeatInterval, log); healthDone <- struct{}{} }()
-	go func() { env.redriveDeadLetters(pipeCtx, pipe, log); healthDone <- struct{}{} }()
+	go func() { env.redriveDeadLetters(pipeCtx, pipe, m, log); healthDone <- struct{}{} }()
 	verifyDone := make(chan struct{})
 	go func() { defer close(verifyDone); env.verifyPeriodically(pipeCtx, cfg, m, log) }() // verify.go
 	defer func() { <-verifyDone }()

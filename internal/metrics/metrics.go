@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -59,6 +60,7 @@ type Metrics struct {
 	Standby      prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
 	Waits        *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
 	MemoryHeld   prometheus.Gauge         // bytes of row data held against pipeline.memory_budget
+	DeadLetters  prometheus.Gauge         // open dead letters of this connector's mappings
 	Verify       *prometheus.GaugeVec     // last periodic verification, by table, collection and kind (rows, missing, stale, extra, duplicate)
 	VerifyRuns   *prometheus.CounterVec   // periodic verifications by result (ok, error)
 	MemoryBudget prometheus.Gauge         // pipeline.memory_budget in bytes (0: unbounded)
@@ -158,12 +160,16 @@ func New() *Metrics {
 			Name: "cdc_indexer_verify_runs_total",
 			Help: "Periodic verifications by result (ok, error).",
 		}, []string{"result"}),
+		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cdc_indexer_dead_letters",
+			Help: "Open dead letters (rows that could not be indexed and wait for a fix), as the state schema holds them.",
+		}),
 		Lag:    &LagClock{},
 		queues: newFuncGauges("cdc_indexer_queue_depth", "Items waiting, by queue: stream (decoded messages not yet dispatched), live (changes waiting for a worker), backfill (snapshot rows waiting for a worker), in_flight (changes dispatched and not yet acknowledged).", "queue"),
 	}
 	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
-		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.Verify, m.VerifyRuns, m.queues,
+		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.Verify, m.VerifyRuns, m.DeadLetters, m.queues, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
 	m.Embedding = newEmbeddingMetrics(m.Registry)
 	return m
@@ -318,4 +324,20 @@ func (m *Metrics) ObserveVerify(table, collection string, counts map[string]int6
 	for kind, n := range counts {
 		m.Verify.WithLabelValues(table, collection, kind).Set(float64(n))
 	}
+}
+
+// build is what cdc_indexer_build_info reports (SetBuild).
+var build = struct{ version, commit string }{"dev", "unknown"}
+
+// SetBuild records the binary's version and commit for
+// cdc_indexer_build_info; call it before New.
+func SetBuild(version, commit string) { build.version, build.commit = version, commit }
+
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cdc_indexer_build_info",
+		Help: "1, labelled with the binary's version, commit and Go version.",
+	}, []string{"version", "commit", "goversion"})
+	g.WithLabelValues(build.version, build.commit, runtime.Version()).Set(1)
+	return g
 }

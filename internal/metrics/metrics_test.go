@@ -74,3 +74,27 @@ func TestQueueDepthAndReceived(t *testing.T) {
 		t.Errorf("queue depth %v, want 7", got)
 	}
 }
+
+func TestBuildInfo(t *testing.T) {
+	SetBuild("v9.9.9", "abc123")
+	defer SetBuild("dev", "unknown")
+	m := New()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "cdc_indexer_build_info" {
+			continue
+		}
+		labels := map[string]string{}
+		for _, l := range f.GetMetric()[0].GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["version"] != "v9.9.9" || labels["commit"] != "abc123" || labels["goversion"] == "" || f.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Fatalf("build_info %v = %v", labels, f.GetMetric()[0].GetGauge().GetValue())
+		}
+		return
+	}
+	t.Fatal("no cdc_indexer_build_info")
+}
