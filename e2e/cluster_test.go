@@ -18,7 +18,7 @@ import (
 // acknowledged every QUORUM write and delete, each hold an exact copy,
 // read from each node at consistency ALL. The restarted node's own copy is
 // reported, not required: it keeps the rows deleted while it was down
-// until Weaviate repairs it (see the README).
+// until Weaviate repairs it (see docs/weaviate.md).
 func TestWeaviateClusterLosesANode(t *testing.T) {
 	ctx := context.Background()
 	nodes, err := testenv.StartWeaviateCluster(ctx, 3, testenv.WeaviateOptions{})

@@ -42,7 +42,7 @@ func (h *harness) insertBigRows(first, last int) {
 // Go runtime and the garbage collector's headroom, the libraries, the
 // decoded changes in the hand-over to the dispatcher, and the documents,
 // vectors and requests of the batches being written. Measured peaks are
-// logged; the README's memory section records them.
+// logged; docs/deployment.md ("Memory") records them.
 const rssOverhead = 192 << 20
 
 func TestBacklogOfBigRowsStaysWithinMemoryBudget(t *testing.T) {

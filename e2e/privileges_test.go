@@ -10,7 +10,7 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/internal/preflight"
 )
 
-// TestLeastPrivilegeRole (README "A role with least privilege"): a role that
+// TestLeastPrivilegeRole (docs/deployment.md, "A role with least privilege"): a role that
 // is neither a superuser nor the tables' owner, with REPLICATION and only
 // the documented grants, passes `check` and runs `snapshot` and `run`; while
 // a grant is missing, `check` fails and prints that grant as the fix.
