@@ -17,6 +17,8 @@ func newCheckCmd() *cobra.Command {
 Each check prints one line: PASS or FAIL (SKIP when an earlier failure keeps it
 from running), what it found and, for a failure, the SQL or configuration that
 fixes it. Nothing is created or changed. Exits 0 only if every check passes.`,
+		Example: `  cdc-indexer check --config config.yaml
+  cdc-indexer check --config config.yaml --json   # for a deployment gate`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)

@@ -82,7 +82,9 @@ func newDeadLettersListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Show the dead letters: table, key, LSN, attempts, error",
-		Args:  noArgs,
+		Example: `  cdc-indexer deadletters list --config config.yaml
+  cdc-indexer deadletters list --config config.yaml --table public.articles`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStore(cmd, func(ctx context.Context, s *state.Store) error {
 				flt, err := f.filter()
@@ -108,7 +110,9 @@ func newDeadLettersRetryCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "retry",
 		Short: "Index dead-lettered rows again (picked up by cdc-indexer run)",
-		Args:  noArgs,
+		Example: `  cdc-indexer deadletters retry --config config.yaml --all --wait 60s
+  cdc-indexer deadletters retry --config config.yaml --table public.articles --key 42`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.selective() && !f.all {
 				return usageError{errors.New("say which dead letters to retry: --table, --key, --id or --all")}
@@ -180,9 +184,10 @@ func waitRetried(ctx context.Context, s *state.Store, ids []int64, wait time.Dur
 func newDeadLettersPurgeCmd() *cobra.Command {
 	var f deadLetterFlags
 	cmd := &cobra.Command{
-		Use:   "purge",
-		Short: "Forget dead letters (the rows stay out of the index until they change)",
-		Args:  noArgs,
+		Use:     "purge",
+		Short:   "Forget dead letters (the rows stay out of the index until they change)",
+		Example: `  cdc-indexer deadletters purge --config config.yaml --table public.articles`,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !f.selective() && !f.all {
 				return usageError{errors.New("say which dead letters to purge: --table, --key, --id or --all")}

@@ -33,6 +33,9 @@ only what Weaviate acknowledged, and exits 0. A second signal exits at once.
 A second run on a slot that a live instance streams fails fast, unless it is
 started with --standby: then it waits, answering /readyz as a ready standby,
 and takes the slot over within seconds of the holder ending.`,
+		Example: `  cdc-indexer run --config config.yaml
+  cdc-indexer run --config config.yaml --standby   # wait beside the instance that streams
+  CDC_INDEXER_CONFIG=config.yaml CDC_INDEXER_POSTGRES_DSN=postgres://... cdc-indexer run`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)

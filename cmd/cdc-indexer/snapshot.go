@@ -43,6 +43,9 @@ connections in parallel. Exits 0 once every requested table is fully indexed.
 --dry-run reads the tables and reports the rows, documents, chunks and
 embedding tokens a snapshot would send, and their estimated cost
 (embedding.price_per_million_tokens), without creating or writing anything.`,
+		Example: `  cdc-indexer snapshot --config config.yaml
+  cdc-indexer snapshot --config config.yaml --table public.articles
+  cdc-indexer snapshot --config config.yaml --dry-run   # rows, chunks, tokens and cost, nothing written`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)

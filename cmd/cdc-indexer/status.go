@@ -18,6 +18,8 @@ Per table: rows in PostgreSQL (count(*), or ~ the planner's estimate above a
 million rows), documents and chunks the state schema records, objects in
 Weaviate, and dead letters. Lag in seconds and embedding usage come from the
 running indexer's observability listener when it answers. Only reads.`,
+		Example: `  cdc-indexer status --config config.yaml
+  cdc-indexer status --config config.yaml --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)

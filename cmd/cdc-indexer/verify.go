@@ -35,6 +35,10 @@ differs. --repair deletes the extra and duplicate objects, re-indexes the missin
 and stale rows through the pipeline (the running connector's backfill lane when
 one streams), then verifies again.
 Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error.`,
+		Example: `  cdc-indexer verify --config config.yaml
+  cdc-indexer verify --config config.yaml --table public.articles --json
+  cdc-indexer verify --config config.yaml --repair --dry-run   # what a repair would do and cost
+  cdc-indexer verify --config config.yaml --repair`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)

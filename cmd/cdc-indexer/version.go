@@ -10,9 +10,10 @@ import (
 
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version and build information",
-		Args:  noArgs,
+		Use:     "version",
+		Short:   "Print the version and build information",
+		Example: `  cdc-indexer version`,
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := fmt.Fprintf(cmd.OutOrStdout(), "cdc-indexer %s\ncommit: %s\ngo: %s %s/%s\n",
 				version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)

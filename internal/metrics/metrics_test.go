@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +99,58 @@ func TestBuildInfo(t *testing.T) {
 		return
 	}
 	t.Fatal("no cdc_indexer_build_info")
+}
+
+// The shipped Grafana dashboard has a panel for every metric the process
+// exports (the Go runtime's own aside).
+func TestDashboardShowsEveryMetric(t *testing.T) {
+	raw, err := os.ReadFile("../../deploy/grafana/cdc-indexer.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatal(err)
+	}
+	var exprs strings.Builder
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs.WriteString(tg.Expr + "\n")
+		}
+	}
+	m := New()
+	m.Verify.WithLabelValues("t", "c", "rows").Set(1) // vectors show once they have a child
+	m.VerifyRuns.WithLabelValues("ok").Inc()
+	m.Changes.WithLabelValues("t", "insert", OutcomeApplied).Inc()
+	m.Received.WithLabelValues("t", "insert").Inc()
+	m.EmbeddedChunks.WithLabelValues("m").Inc()
+	m.EmbedTokens.WithLabelValues("m", "t").Inc()
+	m.Stage.WithLabelValues(StageRender).Observe(1)
+	m.Up.WithLabelValues("postgres").Set(1)
+	m.Waits.WithLabelValues("ok").Inc()
+	m.Embedding.Requests.WithLabelValues("m", "200").Inc()
+	m.Embedding.Retries.WithLabelValues("m", "500").Inc()
+	m.Embedding.Cost.WithLabelValues("m", "t").Inc()
+	m.Embedding.CacheHits.WithLabelValues("m").Inc()
+	m.Embedding.CircuitOpen.WithLabelValues("m").Set(0)
+	m.Embedding.Truncated.WithLabelValues("m").Inc()
+	families, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		name := f.GetName()
+		if !strings.HasPrefix(name, "cdc_indexer_") || strings.HasPrefix(name, "cdc_indexer_process_") {
+			continue
+		}
+		if !strings.Contains(exprs.String(), name) {
+			t.Errorf("no dashboard panel shows %s", name)
+		}
+	}
 }
