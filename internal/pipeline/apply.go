@@ -67,6 +67,11 @@ func (p *Pipeline) applyLast(ctx context.Context, batch []item) error {
 	return nil
 }
 
+// applyTable applies one table's rows of a batch (the last change of each
+// key): it re-reads what the stream did not carry, looks up what the state
+// records, decides each row's fate (plan.go), embeds and writes what
+// changed, removes what went, records the outcome in the state and turns
+// rows that can never be indexed into failures for the caller to isolate.
 func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err error) {
 	start := time.Now()
 	rows, reread, err := p.completeRows(ctx, t, items)
@@ -95,55 +100,44 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	failed := rowFailures{}
 	renderStart := time.Now()
 	for i, it := range items {
-		if it.backfill != nil && p.newerThan(t, prev, keys[i], it.lsn.LSN) {
+		untrusted := it.unrecorded || p.recovering(it)
+		backfill := it.backfill != nil
+		switch planChange(changeFacts{ // plan.go
+			backfill: backfill, newer: backfill && p.newerThan(t, prev, keys[i], it.lsn.LSN),
+			remove: it.remove, gone: !it.remove && rows[i] == nil,
+		}) {
+		case actSkipNewer:
 			skippedOps = append(skippedOps, it.op)
-			continue // the index already has a newer version of this row
-		}
-		if it.remove {
+			continue
+		case actSkipGone:
+			continue
+		case actRemove:
 			appliedOps = append(appliedOps, it.op)
-			// Removed even when no state is recorded: a crash between
-			// Weaviate's acknowledgement and the state update can leave
-			// objects the state does not know of.
 			removes = append(removes, keys[i])
 			removedAt = append(removedAt, i)
-			removeFrom.add(removalTenant(t, prev, keys[i], it.unrecorded || p.recovering(it)), keys[i])
+			removeFrom.add(removalTenant(t, prev, keys[i], untrusted), keys[i])
 			continue
 		}
-		row := rows[i]
-		if row == nil {
-			continue // deleted since; the stream carries that delete next
-		}
-		doc, err := t.Renderer.Render(row, it.key, it.lsn.LSN)
+		doc, err := t.Renderer.Render(rows[i], it.key, it.lsn.LSN)
 		if err != nil {
 			failed[i] = permanent(err) // names the table and key
 			continue
 		}
-		// A replayed change after an unclean stop, or a row a stopped
-		// snapshot was indexing: Weaviate may hold another version of the
-		// row than the state records (Config.RecoverUntil,
-		// BackfillRow.Unrecorded), so neither its hash nor its chunk count
-		// says what is there.
-		recovering := it.unrecorded || p.recovering(it)
+		wf := writeFacts{hash: doc.ContentHash, tenant: doc.Tenant, tenanted: t.Renderer.Tenant() != "", untrusted: untrusted}
 		if old, ok := prev[keys[i]]; ok {
-			if old.ContentHash == doc.ContentHash && old.Tenant == doc.Tenant && !recovering {
-				skippedOps = append(skippedOps, it.op)
-				continue // unchanged document: nothing to embed or write
-			}
-			doc.PreviousChunkCount = old.ChunkCount
-			if old.Tenant != "" && old.Tenant != doc.Tenant {
-				// Moved to another tenant: none of its objects are there
-				// yet, and those in the old tenant go.
-				doc.PreviousChunkCount = 0
-				removeFrom.add(old.Tenant, keys[i])
-			}
+			wf.prev = &old
 		}
-		if recovering {
-			doc.PreviousChunkCount = transform.UnknownChunkCount
-			if t.Renderer.Tenant() != "" {
-				// Weaviate may hold the row in a tenant the state never
-				// recorded: remove it from all but its own (below).
-				removeFrom.addElsewhere(doc.Tenant, keys[i])
-			}
+		plan := planWrite(wf)
+		if plan.skip {
+			skippedOps = append(skippedOps, it.op)
+			continue
+		}
+		doc.PreviousChunkCount = plan.prevChunks
+		if plan.removeFrom != nil {
+			removeFrom.add(*plan.removeFrom, keys[i])
+		}
+		if plan.removeElsewhere {
+			removeFrom.addElsewhere(doc.Tenant, keys[i])
 		}
 		writes = append(writes, doc)
 		writeAt = append(writeAt, i)
