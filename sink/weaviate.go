@@ -21,6 +21,8 @@ import (
 
 	"github.com/weaviate/weaviate-go-client/v5/weaviate"
 	pb "github.com/weaviate/weaviate/grpc/generated/protocol/v1"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/backoff"
 )
 
 // Config says where Weaviate is.
@@ -307,24 +309,12 @@ func (w *Weaviate) lowerLimit(limit int) int {
 }
 
 // sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+func sleep(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
-// backoffFor is the wait before retry number n (1-based).
+// backoffFor is the wait before retry number n (1-based), jittered so that
+// the workers that failed together do not retry together.
 func (w *Weaviate) backoffFor(n int) time.Duration {
-	d := w.backoff << (n - 1)
-	if d > 5*time.Second || d <= 0 {
-		d = 5 * time.Second
-	}
-	return d
+	return backoff.Policy{Initial: w.backoff, Max: 5 * time.Second, Jitter: 0.5}.Delay(n)
 }
 
 var errNoCollection = errors.New("collection does not exist")

@@ -19,6 +19,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/backoff"
 )
 
 // Defaults of OpenAIConfig's zero values.
@@ -476,13 +478,7 @@ func (e *OpenAIEmbedder) answersProbe(ctx context.Context) bool {
 // backoff is the jittered wait after the attempt-th consecutive failure:
 // between half and all of InitialBackoff*2^(attempt-1), at most MaxBackoff.
 func (e *OpenAIEmbedder) backoff(attempt int) time.Duration {
-	d := e.cfg.InitialBackoff
-	for i := 1; i < attempt && d < e.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, e.cfg.MaxBackoff)
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
+	return backoff.Policy{Initial: e.cfg.InitialBackoff / 2, Max: e.cfg.MaxBackoff / 2, Jitter: 1}.Delay(attempt)
 }
 
 // badRequestError is the provider refusing a request's content (400, 413,
@@ -820,19 +816,7 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // TruncateTokens returns the longest prefix of text that holds at most n
 // cl100k_base tokens of text's own tokenization, cut at a token boundary

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/internal/backoff"
 	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
@@ -72,7 +72,7 @@ type supervisor struct {
 // error: the slot is unusable, the stream cannot decode what the server
 // sends, or, on the first connection, another process holds the slot.
 func (s *supervisor) run(ctx context.Context, out chan<- connector.Message) error {
-	wait := minReconnectWait
+	fails := 0 // in a row, for the wait before the next attempt
 	var inUseSince time.Time
 	for attempt := 1; ; attempt++ {
 		started := time.Now()
@@ -93,7 +93,7 @@ func (s *supervisor) run(ctx context.Context, out chan<- connector.Message) erro
 			if err := s.waitUnstalled(ctx); err != nil {
 				return err
 			}
-			wait = minReconnectWait
+			fails = 0
 			continue
 		}
 		if verdict := s.vetSlot(ctx); verdict != nil {
@@ -116,10 +116,10 @@ func (s *supervisor) run(ctx context.Context, out chan<- connector.Message) erro
 			inUseSince = time.Time{}
 		}
 		if time.Since(started) > healthyAfter {
-			wait = minReconnectWait
+			fails = 0
 		}
-		d := wait + time.Duration(rand.Int64N(int64(wait)/2+1))
-		wait = min(wait*2, maxReconnectWait)
+		fails++
+		d := backoff.Policy{Initial: minReconnectWait, Max: maxReconnectWait, Jitter: 0.5}.Delay(fails)
 		s.log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", d).
 			Msg("replication connection lost; reconnecting (not ready meanwhile)")
 		if err := sleepCtx(ctx, d); err != nil {
@@ -236,13 +236,4 @@ func inUse(err error) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "55006" // object_in_use
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }

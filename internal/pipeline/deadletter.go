@@ -119,7 +119,7 @@ func (p *Pipeline) applyRows(ctx context.Context, t *Table, items []item) error 
 // since: a batch applied after that shows the dependencies answer.
 func (p *Pipeline) applyRowsSince(ctx context.Context, t *Table, items []item, since int64) error {
 	var (
-		wait     backoff
+		wait     retries
 		strikes  int
 		first    *rowFailuresError
 		stalling bool

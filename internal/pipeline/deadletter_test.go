@@ -108,7 +108,7 @@ func TestParseSourceKey(t *testing.T) {
 }
 
 func TestBackoffGrowsAndCaps(t *testing.T) {
-	var b backoff
+	var b retries
 	prev := time.Duration(0)
 	for i := 0; i < 20; i++ {
 		d := b.next()

@@ -3,10 +3,11 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/cdc-indexer/cdc-indexer/internal/backoff"
 )
 
 // permanentError marks a failure that no retry can fix.
@@ -36,37 +37,26 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
-// backoff is an exponential backoff with jitter; the zero value starts at
-// minBackoff.
-type backoff struct{ cur time.Duration }
+// retryPolicy is the pipeline's wait between attempts of a batch.
+var retryPolicy = backoff.Policy{Initial: minBackoff, Max: maxBackoff, Jitter: 0.5}
 
-// next returns the wait before the next attempt.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = minBackoff
-	}
-	d := b.cur + time.Duration(rand.Int64N(int64(b.cur)/2+1))
-	b.cur = min(b.cur*2, maxBackoff)
-	return d
+// retries counts the attempts of one thing; next is the wait before the
+// next one.
+type retries struct{ n int }
+
+func (r *retries) next() time.Duration {
+	r.n++
+	return retryPolicy.Delay(r.n)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func sleepCtx(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
 
 // retry runs fn until it succeeds, fails permanently, or ctx ends. Failures
 // of Weaviate, PostgreSQL or the embedder are usually passing (a restart, a
 // network blip): waiting keeps the slot where it is and loses nothing, while
 // giving up would only stop the process and retry from further back.
 func retry(ctx context.Context, log zerolog.Logger, what string, fn func() error) error {
-	var b backoff
+	var b retries
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
