@@ -20,14 +20,7 @@ func TestSigtermUnderLoadStopsWithinTheBudget(t *testing.T) {
 	h := newHarness(t, articlesSchema, articles())
 	budget := h.cfg.Pipeline.ShutdownTimeout
 	p := h.startCommand("run")
-	waitFor(t, "connector ready", time.Minute, func() bool {
-		resp, err := http.Get("http://" + h.listen + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	h.waitProcessReady(p)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -64,7 +57,22 @@ func TestSigtermUnderLoadStopsWithinTheBudget(t *testing.T) {
 	}
 
 	next := h.startCommand("run")
-	waitFor(t, "connector ready again", time.Minute, func() bool {
+	h.waitProcessReady(next)
+	if strings.Contains(next.log(), "did not stop cleanly") {
+		t.Errorf("the next start replays as after a crash:\n%s", tail(next.log(), 2000))
+	}
+	h.waitCaughtUpBy(next)
+	h.requireEqual("after a SIGTERM under load and a restart")
+}
+
+// waitProcessReady waits until the harness's /readyz answers 200, failing
+// at once if p exits first.
+func (h *harness) waitProcessReady(p *process) {
+	h.t.Helper()
+	waitFor(h.t, "connector ready", time.Minute, func() bool {
+		if p.exited() {
+			h.t.Fatalf("%s exited before it was ready:\n%s", p.cmd.Args[1], tail(p.log(), 3000))
+		}
 		resp, err := http.Get("http://" + h.listen + "/readyz")
 		if err != nil {
 			return false
@@ -72,11 +80,6 @@ func TestSigtermUnderLoadStopsWithinTheBudget(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	if strings.Contains(next.log(), "did not stop cleanly") {
-		t.Errorf("the next start replays as after a crash:\n%s", tail(next.log(), 2000))
-	}
-	h.waitCaughtUpBy(next)
-	h.requireEqual("after a SIGTERM under load and a restart")
 }
 
 // waitCaughtUpBy is waitCaughtUp for a connector running as a process.

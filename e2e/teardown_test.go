@@ -57,18 +57,18 @@ func TestTeardownRemovesWhatTheConnectorCreated(t *testing.T) {
 }
 
 func (h *harness) publicationExists(name string) bool {
-	h.t.Helper()
-	var ok bool
-	if err := h.db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, name).Scan(&ok); err != nil {
-		h.t.Fatal(err)
-	}
-	return ok
+	return h.catalogHas(`SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, name)
 }
 
 func (h *harness) schemaExists(name string) bool {
+	return h.catalogHas(`SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name)
+}
+
+// catalogHas runs an EXISTS query of the catalogs for name.
+func (h *harness) catalogHas(query, name string) bool {
 	h.t.Helper()
 	var ok bool
-	if err := h.db.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name).Scan(&ok); err != nil {
+	if err := h.db.QueryRow(context.Background(), query, name).Scan(&ok); err != nil {
 		h.t.Fatal(err)
 	}
 	return ok
