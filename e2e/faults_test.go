@@ -12,6 +12,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -488,6 +489,15 @@ func TestFaultDeadLetterRetry(t *testing.T) {
 		if !strings.Contains(out, " "+key+" ") {
 			t.Fatalf("deadletters list does not show row %s:\n%s", key, out)
 		}
+	}
+	var listed struct {
+		DeadLetters []struct {
+			SourceKey string `json:"source_key"`
+			Error     string `json:"error"`
+		} `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(h.cli("deadletters", "list", "--json")), &listed); err != nil || len(listed.DeadLetters) != len(poison) {
+		t.Fatalf("deadletters list --json: %v, %+v", err, listed)
 	}
 
 	// Fix: a template that renders the empty array too (and every other

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestSigtermUnderLoadStopsWithinTheBudget (issue: shutdown budget): SIGTERM
@@ -24,6 +26,13 @@ func TestSigtermUnderLoadStopsWithinTheBudget(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The writer has a connection of its own: cancelling a query closes
+	// the connection it runs on.
+	writer, err := pgx.Connect(context.Background(), h.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(context.Background())
 	written := make(chan int, 1)
 	go func() {
 		n := 0
@@ -32,7 +41,7 @@ func TestSigtermUnderLoadStopsWithinTheBudget(t *testing.T) {
 		for ctx.Err() == nil {
 			<-tick.C
 			n++
-			if _, err := h.db.Exec(ctx, fmt.Sprintf(`INSERT INTO articles VALUES (%d, 'load %d', 'body', 'a', 1, NULL)`, n, n)); err != nil {
+			if _, err := writer.Exec(ctx, fmt.Sprintf(`INSERT INTO articles VALUES (%d, 'load %d', 'body', 'a', 1, NULL)`, n, n)); err != nil {
 				n--
 				break
 			}
@@ -44,7 +53,7 @@ func TestSigtermUnderLoadStopsWithinTheBudget(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err := p.wait(budget + 5*time.Second)
+	err = p.wait(budget + 5*time.Second)
 	took := time.Since(start)
 	cancel()
 	n := <-written

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
@@ -126,6 +127,13 @@ func TestVerifyWhileStreaming(t *testing.T) {
 	h.requireInSync("seed")
 
 	ctx, cancel := context.WithCancel(context.Background())
+	// The writer has a connection of its own: cancelling a query closes
+	// the connection it runs on.
+	writer, err := pgx.Connect(context.Background(), h.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -144,7 +152,7 @@ func TestVerifyWhileStreaming(t *testing.T) {
 			default:
 				sql = fmt.Sprintf(`UPDATE articles SET body = body || ' more', views = views + 1 WHERE id = %d`, id)
 			}
-			if _, err := h.db.Exec(ctx, sql); err != nil && ctx.Err() == nil {
+			if _, err := writer.Exec(ctx, sql); err != nil && ctx.Err() == nil {
 				t.Errorf("writer: %v", err)
 				return
 			}

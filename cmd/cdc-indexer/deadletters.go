@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,11 +80,12 @@ index; the rest of the stream goes on.
 
 func newDeadLettersListCmd() *cobra.Command {
 	var f deadLetterFlags
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Show the dead letters: table, key, LSN, attempts, error",
 		Example: `  cdc-indexer deadletters list --config config.yaml
-  cdc-indexer deadletters list --config config.yaml --table public.articles`,
+  cdc-indexer deadletters list --config config.yaml --table public.articles --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withStore(cmd, func(ctx context.Context, s *state.Store) error {
@@ -95,13 +97,43 @@ func newDeadLettersListCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if asJSON {
+					return printDeadLettersJSON(cmd.OutOrStdout(), letters)
+				}
 				printDeadLetters(cmd.OutOrStdout(), letters)
 				return nil
 			})
 		},
 	}
 	f.register(cmd, false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the dead letters as JSON")
 	return cmd
+}
+
+// deadLetterJSON is a dead letter as `list --json` prints it.
+type deadLetterJSON struct {
+	ID             int64     `json:"id"`
+	Collection     string    `json:"collection"`
+	SourceTable    string    `json:"source_table"`
+	SourceKey      string    `json:"source_key"`
+	LSN            string    `json:"lsn"`
+	Error          string    `json:"error"`
+	Attempts       int       `json:"attempts"`
+	RetryRequested bool      `json:"retry_requested"`
+	FirstFailedAt  time.Time `json:"first_failed_at"`
+	LastFailedAt   time.Time `json:"last_failed_at"`
+}
+
+func printDeadLettersJSON(out io.Writer, letters []state.DeadLetter) error {
+	rows := make([]deadLetterJSON, len(letters))
+	for i, d := range letters {
+		rows[i] = deadLetterJSON{ID: d.ID, Collection: d.Collection, SourceTable: d.SourceTable, SourceKey: d.SourceKey,
+			LSN: d.LSN.String(), Error: d.Error, Attempts: d.Attempts, RetryRequested: d.RetryRequested(),
+			FirstFailedAt: d.FirstFailedAt.UTC(), LastFailedAt: d.LastFailedAt.UTC()}
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"dead_letters": rows})
 }
 
 func newDeadLettersRetryCmd() *cobra.Command {
