@@ -79,6 +79,16 @@ func (e *WriteError) Rows() []ObjectError {
 	return out
 }
 
+// EachRejectedRow calls fn once per rejected row (first-seen order) with
+// the first rejection of its objects: how a consumer reads the rejections
+// without knowing this package's types.
+func (e *WriteError) EachRejectedRow(fn func(collection, sourceTable, sourceKey string, reason error)) {
+	for _, o := range e.Rows() {
+		o := o
+		fn(o.Collection, o.SourceTable, o.SourceKey, &o)
+	}
+}
+
 // Permanent reports whether every rejection is permanent, i.e. the rows can
 // be dead-lettered rather than retried.
 func (e *WriteError) Permanent() bool {

@@ -344,6 +344,16 @@ func TestWriteSurfacesPerObjectErrors(t *testing.T) {
 	if !we.Permanent() || len(we.Rows()) != 1 {
 		t.Errorf("Permanent = %v, Rows = %v", we.Permanent(), we.Rows())
 	}
+	var rows []string
+	we.EachRejectedRow(func(collection, sourceTable, sourceKey string, reason error) {
+		if collection != coll || sourceTable != testTable || reason == nil {
+			t.Errorf("rejected row %s/%s/%s: %v", collection, sourceTable, sourceKey, reason)
+		}
+		rows = append(rows, sourceKey)
+	})
+	if len(rows) != 1 || rows[0] != "bad" {
+		t.Errorf("EachRejectedRow = %v, want the one row bad", rows)
+	}
 	var oe *ObjectError
 	if !errors.As(err, &oe) || oe.SourceKey != "bad" {
 		t.Errorf("errors.As ObjectError = %v", oe)

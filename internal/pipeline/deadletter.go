@@ -13,7 +13,6 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
-	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
@@ -408,6 +407,16 @@ func (p *Pipeline) bisectEmbed(ctx context.Context, docs []*transform.Document, 
 	return nil
 }
 
+// RowRejections is how a Sink's Write error reports that it stored some
+// documents and refused the objects of others (*sink.WriteError has it):
+// the rows refused, each with the reason, and whether every refusal is
+// permanent (else some may pass when retried).
+type RowRejections interface {
+	error
+	EachRejectedRow(fn func(collection, sourceTable, sourceKey string, reason error))
+	Permanent() bool
+}
+
 // rejectedWrites handles Weaviate's refusal of some objects: the rows they
 // belong to go to failed and the documents Weaviate stored are returned.
 // A rejection that looked temporary is isolated too when Weaviate stored
@@ -417,18 +426,15 @@ func (p *Pipeline) bisectEmbed(ctx context.Context, docs []*transform.Document, 
 // refused for a reason that may pass, err is returned and the whole write
 // is retried.
 func rejectedWrites(err error, writes []*transform.Document, writeAt []int, failed rowFailures) ([]*transform.Document, []int, error) {
-	var we *sink.WriteError
+	var we RowRejections
 	if !errors.As(err, &we) {
 		return writes, writeAt, err
 	}
 	type rowKey struct{ collection, table, key string }
-	rejected := map[rowKey]*sink.ObjectError{}
-	for _, o := range we.Objects {
-		k := rowKey{o.Collection, o.SourceTable, o.SourceKey}
-		if _, ok := rejected[k]; !ok {
-			rejected[k] = o
-		}
-	}
+	rejected := map[rowKey]error{}
+	we.EachRejectedRow(func(collection, sourceTable, sourceKey string, reason error) {
+		rejected[rowKey{collection, sourceTable, sourceKey}] = reason
+	})
 	keep, keepAt := writes[:0:0], writeAt[:0:0]
 	for j, d := range writes {
 		if o, ok := rejected[rowKey{d.Collection, d.SourceTable, d.SourceKey}]; ok {

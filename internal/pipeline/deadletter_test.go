@@ -163,3 +163,6 @@ func TestPoisonRowDeadLettered(t *testing.T) {
 		t.Fatalf("indexed %d rows (row 5: %v); want the 39 good ones", len(keys), keys["5"])
 	}
 }
+
+// The sink reports rejections in the pipeline's terms.
+var _ RowRejections = (*sink.WriteError)(nil)
