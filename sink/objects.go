@@ -98,6 +98,14 @@ func (w *Weaviate) tenantKeyObjects(ctx context.Context, collection, tenant, sou
 // a multi-tenant one), a cursor page at a time, without vectors. Memory is
 // bounded by the page size, whatever the collection's size.
 func (w *Weaviate) EachObjectPage(ctx context.Context, collection string, fn func(page []StoredObject) error) error {
+	return w.eachPage(ctx, collection, false, fn)
+}
+
+// eachPage walks every object of collection with the cursor API, tenant by
+// tenant (in name order), and calls fn with each page. A page may not
+// exceed the server's QUERY_MAXIMUM_RESULTS: a refused size is lowered. A
+// collection that does not exist has no pages.
+func (w *Weaviate) eachPage(ctx context.Context, collection string, withVector bool, fn func(page []StoredObject) error) error {
 	types, err := w.propertyTypes(ctx, collection)
 	if errors.Is(err, errNoCollection) {
 		return nil
@@ -109,7 +117,7 @@ func (w *Weaviate) EachObjectPage(ctx context.Context, collection string, fn fun
 		after := ""
 		size := w.capLimit(listPageSize)
 		for {
-			raw, last, err := w.listPage(ctx, collection, tenant, after, size, false)
+			raw, last, err := w.listPage(ctx, collection, tenant, after, size, withVector)
 			if err != nil {
 				if size > 1 && strings.Contains(err.Error(), "query maximum results exceeded") {
 					size = w.lowerLimit(size)

@@ -40,59 +40,16 @@ const listPageSize = 1000
 // QUERY_MAXIMUM_RESULTS. Order is by tenant, then object ID. A collection
 // that does not exist has no objects.
 func (w *Weaviate) Objects(ctx context.Context, collection, sourceTable string) ([]StoredObject, error) {
-	class, err := w.getClass(ctx, collection)
-	if err != nil {
-		if errors.Is(err, errNoCollection) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	types := make(map[string]string, len(class.Properties))
-	for _, p := range class.Properties {
-		types[p.Name] = strings.Join(p.DataType, ",")
-	}
 	var out []StoredObject
-	err = w.forTenants(ctx, collection, "", func(tenant string) error {
-		objs, err := w.tenantObjects(ctx, collection, tenant, sourceTable, types)
-		out = append(out, objs...)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sink: list %s: %w", collection, err)
-	}
-	return out, nil
-}
-
-// tenantObjects is Objects of one tenant.
-func (w *Weaviate) tenantObjects(ctx context.Context, collection, tenant, sourceTable string, types map[string]string) ([]StoredObject, error) {
-	var out []StoredObject
-	after := ""
-	size := w.capLimit(listPageSize)
-	for {
-		page, last, err := w.listPage(ctx, collection, tenant, after, size, true)
-		if err != nil {
-			// The page may not exceed the server's QUERY_MAXIMUM_RESULTS.
-			if size > 1 && strings.Contains(err.Error(), "query maximum results exceeded") {
-				size = w.lowerLimit(size)
-				continue
-			}
-			return nil, err
-		}
-		for i := range page {
-			o, err := page[i].stored(types)
-			if err != nil {
-				return nil, fmt.Errorf("object %s: %w", page[i].ID, err)
-			}
-			o.Tenant = tenant
+	err := w.eachPage(ctx, collection, true, func(page []StoredObject) error {
+		for _, o := range page {
 			if o.SourceTable == sourceTable {
 				out = append(out, o)
 			}
 		}
-		if len(page) < size {
-			return out, nil
-		}
-		after = last
-	}
+		return nil
+	})
+	return out, err
 }
 
 type rawObject struct {

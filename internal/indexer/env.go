@@ -217,3 +217,17 @@ func PipelineConfig(cfg *config.Config) pipeline.Config {
 		EmbedBatch: cfg.Embedding.BatchSize,
 	}
 }
+
+// existingState is the state store of schema when its tables exist (a
+// connector ran here before), else nil: for commands that create nothing
+// (a dry run, verify).
+func (e *Env) existingState(ctx context.Context, schema string) (*state.Store, error) {
+	var exists bool
+	if err := e.Pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, connector.QuoteIdent(schema)+".documents").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("postgres.state_schema: %w", err)
+	}
+	if !exists {
+		return nil, nil
+	}
+	return state.NewStore(e.Pool, schema), nil
+}

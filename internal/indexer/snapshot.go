@@ -14,7 +14,6 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/snapshot"
-	"github.com/cdc-indexer/cdc-indexer/internal/state"
 )
 
 // SnapshotOptions are what `cdc-indexer snapshot` was asked to do.
@@ -289,13 +288,12 @@ func dryRun(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log z
 	// Rows already indexed with the same document would be skipped; the
 	// state tells which, when the state schema exists.
 	var lookup snapshot.Lookup
-	var exists *string
-	stateTable := connector.QuoteIdent(cfg.Postgres.StateSchema) + ".documents"
-	if err := env.Pool.QueryRow(ctx, "SELECT to_regclass($1)::text", stateTable).Scan(&exists); err != nil {
-		return fmt.Errorf("postgres.state_schema: %w", err)
+	st, err := env.existingState(ctx, cfg.Postgres.StateSchema)
+	if err != nil {
+		return err
 	}
-	if exists != nil {
-		lookup = state.NewStore(env.Pool, cfg.Postgres.StateSchema).LookupDocuments
+	if st != nil {
+		lookup = st.LookupDocuments
 	}
 	model := EmbeddingModelID(cfg.Embedding)
 	counter := snapshot.NewDryRun(tables, env.Chunker, lookup)

@@ -7,10 +7,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
-	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/internal/verify"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 )
@@ -32,13 +30,9 @@ func OpenVerify(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*E
 		return nil, verify.Deps{}, fmt.Errorf("weaviate.url: %w", err)
 	}
 	// The state is compared too once it exists (verify creates nothing).
-	var exists bool
-	if err := env.Pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, connector.QuoteIdent(cfg.Postgres.StateSchema)+".documents").Scan(&exists); err != nil {
+	if env.State, err = env.existingState(ctx, cfg.Postgres.StateSchema); err != nil {
 		env.Close()
-		return nil, verify.Deps{}, fmt.Errorf("postgres.state_schema: %w", err)
-	}
-	if exists {
-		env.State = state.NewStore(env.Pool, cfg.Postgres.StateSchema)
+		return nil, verify.Deps{}, err
 	}
 	return env, env.verifyDeps(cfg), nil
 }
