@@ -93,6 +93,9 @@ type Weaviate struct {
 	kinds map[string]map[string]kindInfo // collection -> property -> metadata kind
 	// tenancy records whether each collection has tenants (tenant.go).
 	tenancy map[string]bool
+	// names maps a physical collection version to the name it is served
+	// as, whose object IDs it holds (alias.go).
+	names map[string]string
 }
 
 // New builds a client for cfg. It does not wait for Weaviate: use Ready.

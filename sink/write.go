@@ -128,7 +128,7 @@ func (w *Weaviate) build(docs []*transform.Document, g *idGen) ([]*models.Object
 			o := &store[n]
 			o.Class = d.Collection
 			o.Tenant = d.Tenant
-			o.ID = g.id(d.Collection, d.SourceTable, d.SourceKey, c.Index)
+			o.ID = g.id(w.ServedName(d.Collection), d.SourceTable, d.SourceKey, c.Index)
 			o.Properties = props
 			if len(c.Vector) > 0 {
 				o.Vector = c.Vector
@@ -386,7 +386,7 @@ func (w *Weaviate) removeExtraChunks(ctx context.Context, docs []*transform.Docu
 		s := scope{d.Collection, d.Tenant}
 		ids := byColl[s]
 		for c := len(d.Chunks); c < prev[i]; c++ {
-			ids = append(ids, string(g.id(d.Collection, d.SourceTable, d.SourceKey, c)))
+			ids = append(ids, string(g.id(w.ServedName(d.Collection), d.SourceTable, d.SourceKey, c)))
 		}
 		byColl[s] = ids
 	}

@@ -73,7 +73,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (default $"+configEnv+")")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRunCmd(), newSnapshotCmd(), newCheckCmd(), newStatusCmd(), newVersionCmd(),
-		newDeadLettersCmd(), newVerifyCmd(), newTeardownCmd())
+		newDeadLettersCmd(), newVerifyCmd(), newReindexCmd(), newTeardownCmd())
 	return root
 }
 

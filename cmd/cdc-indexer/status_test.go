@@ -106,7 +106,7 @@ VALUES ($1, 'public.articles', '99', '0/1', 'rejected by the provider')`, collec
 		t.Fatalf("status: exit %d: %s", code, stderr)
 	}
 	t.Logf("status:\n%s", stdout)
-	for _, want := range []string{"cdc_indexer: active (pid", "wal_status reserved", "TABLE COLLECTION ROWS DOCUMENTS CHUNKS OBJECTS DEAD LETTERS"} {
+	for _, want := range []string{"cdc_indexer: active (pid", "wal_status reserved", "TABLE COLLECTION VERSION ROWS DOCUMENTS CHUNKS OBJECTS DEAD LETTERS"} {
 		if !strings.Contains(strings.Join(strings.Fields(stdout), " "), want) {
 			t.Errorf("status lacks %q", want)
 		}

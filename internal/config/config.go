@@ -18,6 +18,14 @@ type Config struct {
 	Observability Observability `mapstructure:"observability"`
 	Log           Log           `mapstructure:"log"`
 	Verify        Verify        `mapstructure:"verify"`
+	Reindex       Reindex       `mapstructure:"reindex"`
+}
+
+// Reindex tunes zero-downtime reindexes (docs/reindex.md).
+type Reindex struct {
+	// Retention is how long a version that was switched away from is kept
+	// (not updated any more) before it is deleted; 0 deletes it at once.
+	Retention time.Duration `mapstructure:"retention"`
 }
 
 // Verify tunes the verification `run` performs by itself.

@@ -56,8 +56,16 @@ func (c *Config) Validate() error {
 	c.Pipeline.validate(&l)
 	c.Observability.validate(&l)
 	c.Log.validate(&l)
+	if c.Reindex.Retention < 0 {
+		l.add("reindex.retention", fmt.Errorf("must not be negative, got %s", c.Reindex.Retention))
+	}
 	return l.err()
 }
+
+// versionSuffix is how the physical versions of a collection are named
+// (Article_v2): a configured collection must not take such a name of
+// another configured collection.
+var versionSuffix = regexp.MustCompile(`^(.+)_v[0-9]+$`)
 
 func (p *Postgres) validate(l *errorList) {
 	if isBlank(p.DSN) {
@@ -171,6 +179,9 @@ func validateTables(l *errorList, tables []Table) {
 			tenancy[t.Collection] = i
 		} else if (tables[first].Tenant == "") != (t.Tenant == "") {
 			l.add(key+".tenant", fmt.Errorf("collection %s is shared with tables[%d], and either both mappings name a tenant column or neither does (a collection has tenants or not)", t.Collection, first))
+		}
+		if base := versionSuffix.FindStringSubmatch(t.Collection); base != nil && slices.ContainsFunc(tables, func(o Table) bool { return o.Collection == base[1] }) {
+			l.add(key+".collection", fmt.Errorf("%s is the name of a version of collection %s (its reindexes create %s_v1, %s_v2, ...): choose another name", t.Collection, base[1], base[1], base[1]))
 		}
 		m := mapping{name.String(), t.Collection}
 		if first, dup := seen[m]; dup {

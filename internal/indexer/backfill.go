@@ -30,6 +30,8 @@ func (e *Env) startBackfills(ctx context.Context, cfg *config.Config, pipe *pipe
 		store:   snapshot.NewStore(e.Pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot),
 		metrics: snapshot.NewMetrics(m.Registry),
 	}
+	b.versions = newVersions(e, cfg, log)
+	b.versions.pipe = pipe
 	b.lock = b.waitForLock(ctx)
 	bctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -52,7 +54,10 @@ type backfiller struct {
 	metrics *snapshot.Metrics
 	log     zerolog.Logger
 	lock    *snapshot.Lock // nil while another process holds it
-	warned  bool
+	// versions starts reindexes, switches and deletes versions
+	// (versions.go).
+	versions *versions
+	warned   bool
 }
 
 // rereadTable is the pipeline's Reread: it records a request for an online
@@ -131,6 +136,9 @@ func (b *backfiller) serve(ctx context.Context) {
 		}
 		for holder && ctx.Err() == nil && b.serveOne(ctx) {
 		}
+		if holder && ctx.Err() == nil {
+			b.versions.serve(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -173,7 +181,7 @@ func (b *backfiller) takeOver(ctx context.Context) bool {
 }
 
 func (b *backfiller) table(ref snapshot.TableRef) *pipeline.Table {
-	for _, t := range b.env.Tables {
+	for _, t := range b.pipe.Tables() {
 		if t.Collection == ref.Collection && t.SourceTable == ref.SourceTable {
 			return t
 		}
@@ -182,8 +190,9 @@ func (b *backfiller) table(ref snapshot.TableRef) *pipeline.Table {
 }
 
 func (b *backfiller) refs() []snapshot.TableRef {
-	refs := make([]snapshot.TableRef, len(b.env.Tables))
-	for i, t := range b.env.Tables {
+	tables := b.pipe.Tables()
+	refs := make([]snapshot.TableRef, len(tables))
+	for i, t := range tables {
 		refs[i] = snapshot.TableRef{Collection: t.Collection, SourceTable: t.SourceTable}
 	}
 	return refs

@@ -1,7 +1,6 @@
 package indexer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -101,46 +100,6 @@ func vectorizerSpec(c config.Embedding) (string, map[string]any) {
 		return sink.VectorizerNone, nil
 	}
 	return c.Vectorizer, c.VectorizerConfig
-}
-
-// checkCollectionModel makes sure a collection is written in one vector
-// space only. The first start records the model id and dimensions in
-// <state_schema>.collections; a later start with another model id is
-// refused with the way forward. A collection that predates the record is
-// adopted when its stored vectors have the configured length.
-func checkCollectionModel(ctx context.Context, st *state.Store, w *sink.Weaviate, i int, c config.Embedding, collection string, created bool, log zerolog.Logger) error {
-	key := fmt.Sprintf("tables[%d].collection", i)
-	want := state.CollectionModel{Collection: collection, ModelID: EmbeddingModelID(c), Dimensions: embeddingDimensions(c)}
-	have, err := st.CollectionModel(ctx, collection)
-	switch {
-	case created:
-		// A new (or re-created) collection holds nothing yet.
-	case errors.Is(err, state.ErrNoCollectionModel):
-		if want.Dimensions > 0 {
-			dims, ok, err := w.CollectionVectorDimensions(ctx, collection)
-			if err != nil {
-				return fmt.Errorf("%s: read vectors of %s: %w", key, collection, err)
-			}
-			if ok && dims != want.Dimensions {
-				return fmt.Errorf("%s: collection %s holds %d-dimensional vectors, but embedding.dimensions is %d: vectors of different spaces cannot be mixed; "+
-					"set tables[%d].collection to a new collection and run `cdc-indexer snapshot` to re-index into it (then point readers at it and delete %s), or go back to the model the collection was built with",
-					key, collection, dims, want.Dimensions, i, collection)
-			}
-		}
-	case err != nil:
-		return fmt.Errorf("%s: %w", key, err)
-	case have.ModelID == want.ModelID && have.Dimensions == want.Dimensions:
-		return nil
-	default:
-		return fmt.Errorf("%s: collection %s was indexed with embedding model %s (%d dimensions), but the configuration asks for %s (%d dimensions): vectors of different models cannot be mixed in one collection; "+
-			"set tables[%d].collection to a new collection and run `cdc-indexer snapshot` to re-index into it (then point readers at it and delete %s), or restore the previous embedding settings",
-			key, collection, have.ModelID, have.Dimensions, want.ModelID, want.Dimensions, i, collection)
-	}
-	if err := st.SaveCollectionModel(ctx, want); err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	log.Info().Str("collection", collection).Str("model", want.ModelID).Int("dimensions", want.Dimensions).Msg("recorded the collection's embedding model")
-	return nil
 }
 
 // depEmbedding names the embedding provider among /readyz's dependencies.

@@ -138,19 +138,11 @@ func PrepareWithoutSlot(ctx context.Context, cfg *config.Config, log zerolog.Log
 	if err := e.Sink.Ready(ctx); err != nil {
 		return nil, fmt.Errorf("weaviate.url: %w", err)
 	}
-	for i, t := range e.Tables {
-		spec := sink.CollectionSpec{Name: t.Collection, Metadata: t.Renderer.MetadataFields(), MultiTenant: t.Renderer.Tenant() != ""}
-		spec.Vectorizer, spec.VectorizerConfig = vectorizerSpec(cfg.Embedding) // embedding.go
-		created, err := e.Sink.EnsureCollection(ctx, spec)
-		if err != nil {
-			return nil, fmt.Errorf("tables[%d].collection: %w", i, err)
-		}
-		if err := checkCollectionModel(ctx, e.State, e.Sink, i, cfg.Embedding, t.Collection, created, log); err != nil {
-			return nil, err
-		}
-		if created {
-			log.Info().Str("collection", t.Collection).Msg("created collection")
-		}
+	// Each configured collection is an alias over versions; a changed
+	// mapping starts a reindex (versions.go). The pipeline's mappings are
+	// those of every serving and filling version.
+	if e.Tables, err = newVersions(e, cfg, log).settle(ctx); err != nil {
+		return nil, fmt.Errorf("tables[].collection: %w", err)
 	}
 
 	if err := connector.EnsurePublication(ctx, e.Pool, cfg.Postgres.Publication, names); err != nil {

@@ -84,9 +84,6 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 		Sink: env.Sink, State: env.State, Fetch: env.fetch, Tracker: tracker,
 		Metrics: m, Log: log, Reread: env.rereadTable(cfg),
 	})
-	if err := env.followShapes(ctx, cfg, log); err != nil { // a changed template re-indexes (shapes.go)
-		return err
-	}
 	stopBackfills := env.startBackfills(ctx, cfg, pipe, m, log) // online snapshots (backfill.go)
 	defer stopBackfills()
 	stream := connector.NewStream(connector.StreamConfig{

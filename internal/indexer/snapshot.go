@@ -18,8 +18,12 @@ import (
 
 // SnapshotOptions are what `cdc-indexer snapshot` was asked to do.
 type SnapshotOptions struct {
-	Tables    []config.Table // mappings to backfill; none: every configured one
-	DryRun    bool
+	Tables []config.Table // mappings to backfill; none: every configured one
+	DryRun bool
+	// EveryRow makes a dry run count every row as one to index, as for a
+	// new collection version (a reindex), instead of skipping the rows
+	// the state records as indexed with the same document.
+	EveryRow  bool
 	Readers   int // parallel readers per table (0: snapshot.DefaultReaders)
 	ChunkRows int // rows per chunk (0: snapshot.DefaultChunkRows)
 	// Out receives the summary (and a dry run's report).
@@ -292,7 +296,7 @@ func dryRun(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log z
 	if err != nil {
 		return err
 	}
-	if st != nil {
+	if st != nil && !opts.EveryRow {
 		lookup = st.LookupDocuments
 	}
 	model := EmbeddingModelID(cfg.Embedding)

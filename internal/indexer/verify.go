@@ -34,6 +34,14 @@ func OpenVerify(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*E
 		env.Close()
 		return nil, verify.Deps{}, err
 	}
+	// What applications query is each collection's serving version, built
+	// with its own spec: that is what is compared.
+	if env.State != nil {
+		if env.Tables, err = newVersions(env, cfg, log).servingTables(ctx, env.Tables); err != nil {
+			env.Close()
+			return nil, verify.Deps{}, err
+		}
+	}
 	return env, env.verifyDeps(cfg), nil
 }
 

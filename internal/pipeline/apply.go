@@ -59,6 +59,9 @@ func (p *Pipeline) applyLast(ctx context.Context, batch []item) error {
 		byTable[it.table] = append(byTable[it.table], it)
 	}
 	for _, t := range order {
+		if t.retired.Load() {
+			continue // its version no longer serves or fills (versions.go)
+		}
 		items := byTable[t]
 		if err := p.applyRows(ctx, t, items); err != nil {
 			return fmt.Errorf("apply %d changes of %s: %w", len(items), t.SourceTable, err)
@@ -145,7 +148,7 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 
 	p.metrics.ObserveStage(metrics.StageRender, renderStart)
 	embedStart := time.Now()
-	if writes, writeAt, err = p.embedIsolating(ctx, writes, writeAt, failed); err != nil {
+	if writes, writeAt, err = p.embedIsolating(ctx, t, writes, writeAt, failed); err != nil {
 		return err
 	}
 	writeStart := time.Now()

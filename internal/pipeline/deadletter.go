@@ -311,20 +311,20 @@ func (p *Pipeline) RefreshDeadLetters() {
 // inputs (transform.InputErrors), it finds the documents they belong to by
 // embedding halves of the batch, records those in failed and returns the
 // others, embedded. Any other error is returned as it is.
-func (p *Pipeline) embedIsolating(ctx context.Context, writes []*transform.Document, writeAt []int, failed rowFailures) ([]*transform.Document, []int, error) {
-	err := p.chunkAndEmbed(ctx, writes)
+func (p *Pipeline) embedIsolating(ctx context.Context, t *Table, writes []*transform.Document, writeAt []int, failed rowFailures) ([]*transform.Document, []int, error) {
+	err := p.chunkAndEmbed(ctx, t, writes)
 	if err == nil {
 		return writes, writeAt, nil
 	}
 	if _, ok := transform.AsInputErrors(err); !ok {
 		return nil, nil, err
 	}
-	bad, ok := docsOfRejectedChunks(writes, err, p.embedder != nil)
+	bad, ok := docsOfRejectedChunks(writes, err, p.encoding(t).Embedder != nil)
 	if !ok {
 		bad = map[int]error{}
 		if len(writes) == 1 {
 			bad[0] = err
-		} else if err := p.bisectEmbed(ctx, writes, 0, bad); err != nil {
+		} else if err := p.bisectEmbed(ctx, t, writes, 0, bad); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -382,14 +382,14 @@ func docsOfRejectedChunks(docs []*transform.Document, err error, vectors bool) (
 // bisectEmbed embeds each half of docs (offset is docs' position in the
 // batch) and descends into the halves the provider rejects an input of,
 // down to single documents, which it records in bad.
-func (p *Pipeline) bisectEmbed(ctx context.Context, docs []*transform.Document, offset int, bad map[int]error) error {
+func (p *Pipeline) bisectEmbed(ctx context.Context, t *Table, docs []*transform.Document, offset int, bad map[int]error) error {
 	mid := len(docs) / 2
 	for _, part := range [][2]int{{0, mid}, {mid, len(docs)}} {
 		half := docs[part[0]:part[1]]
 		if len(half) == 0 {
 			continue
 		}
-		err := p.chunkAndEmbed(ctx, half)
+		err := p.chunkAndEmbed(ctx, t, half)
 		if err == nil {
 			continue
 		}
@@ -400,7 +400,7 @@ func (p *Pipeline) bisectEmbed(ctx context.Context, docs []*transform.Document, 
 			bad[offset+part[0]] = err
 			continue
 		}
-		if err := p.bisectEmbed(ctx, half, offset+part[0], bad); err != nil {
+		if err := p.bisectEmbed(ctx, t, half, offset+part[0], bad); err != nil {
 			return err
 		}
 	}
@@ -504,7 +504,7 @@ func (p *Pipeline) Redrive(ctx context.Context, letters []state.DeadLetter, at p
 }
 
 func (p *Pipeline) tableFor(collection, sourceTable string) *Table {
-	for _, mappings := range p.tables {
+	for _, mappings := range *p.tables.Load() {
 		for _, t := range mappings {
 			if t.Collection == collection && t.SourceTable == sourceTable {
 				return t

@@ -32,16 +32,17 @@ type usageRecorder interface {
 // When the provider rejects some inputs, the other documents get their
 // vectors and the returned error wraps transform.InputErrors, whose
 // indexes count the chunks of docs in order.
-func (p *Pipeline) chunkAndEmbed(ctx context.Context, docs []*transform.Document) error {
+func (p *Pipeline) chunkAndEmbed(ctx context.Context, t *Table, docs []*transform.Document) error {
+	enc := p.encoding(t)
 	var texts []string
 	var slots []*transform.Chunk
 	for _, d := range docs {
-		parts := p.chunker.Split(d.Text)
+		parts := enc.Chunker.Split(d.Text)
 		d.Chunks = make([]transform.Chunk, len(parts))
 		for i, s := range parts {
 			d.Chunks[i] = transform.Chunk{Index: i, Text: s}
 		}
-		if p.embedder == nil {
+		if enc.Embedder == nil {
 			continue
 		}
 		for i := range d.Chunks {
@@ -52,8 +53,8 @@ func (p *Pipeline) chunkAndEmbed(ctx context.Context, docs []*transform.Document
 	if len(texts) == 0 {
 		return nil
 	}
-	model := p.embedder.ModelID()
-	if ue, ok := p.embedder.(usageEmbedder); ok {
+	model := enc.Embedder.ModelID()
+	if ue, ok := enc.Embedder.(usageEmbedder); ok {
 		vecs, u, err := ue.EmbedUsage(ctx, texts)
 		p.recordUsage(ctx, docs[0].SourceTable, model, u)
 		if err != nil {
@@ -75,7 +76,7 @@ func (p *Pipeline) chunkAndEmbed(ctx context.Context, docs []*transform.Document
 	}
 	for start := 0; start < len(texts); start += p.cfg.EmbedBatch {
 		end := min(start+p.cfg.EmbedBatch, len(texts))
-		vecs, err := p.embedder.Embed(ctx, texts[start:end])
+		vecs, err := enc.Embedder.Embed(ctx, texts[start:end])
 		if err != nil {
 			return fmt.Errorf("embed %d chunks with %s: %w", end-start, model, err)
 		}

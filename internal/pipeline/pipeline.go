@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -63,8 +64,11 @@ type Config struct {
 type Pipeline struct {
 	cfg Config
 	// tables holds every mapping of each source table: a table may be
-	// indexed into several collections, each kept in step on its own.
-	tables   map[connector.TableName][]*Table
+	// indexed into several collections, each kept in step on its own. It
+	// is replaced, never changed, when mappings are added or retired
+	// (versions.go), so the dispatcher reads it without a lock.
+	tables   atomic.Pointer[tableSet]
+	tablesMu sync.Mutex // serializes replacements of tables
 	embedder transform.Embedder
 	chunker  *transform.Chunker
 	sink     Sink
@@ -126,7 +130,7 @@ func New(cfg Config, d Deps) *Pipeline {
 		cfg.EmbedBatch = 128
 	}
 	p := &Pipeline{
-		cfg: cfg, tables: map[connector.TableName][]*Table{},
+		cfg:      cfg,
 		embedder: d.Embedder, chunker: d.Chunker, sink: d.Sink, state: d.State,
 		fetch: d.Fetch, reread: d.Reread, tracker: d.Tracker, metrics: d.Metrics, budget: NewBudget(cfg.MemoryBudget), log: d.Log, seed: maphash.MakeSeed(),
 	}
@@ -136,9 +140,7 @@ func New(cfg Config, d Deps) *Pipeline {
 	observeEmbedder(p.embedder, p.metrics) // embed.go
 	p.metrics.MemoryBudget.Set(float64(cfg.MemoryBudget))
 	p.budget.Observe(func(held int64) { p.metrics.MemoryHeld.Set(float64(held)) })
-	for _, t := range d.Tables {
-		p.tables[t.Info.Name] = append(p.tables[t.Info.Name], t)
-	}
+	p.tables.Store(newTableSet(nil, d.Tables, nil))
 	p.queues = make([]chan item, cfg.Workers)
 	p.backfillQueues = make([]chan item, cfg.Workers)
 	for i := range p.queues {
@@ -244,7 +246,7 @@ func (p *Pipeline) dispatch(ctx context.Context, in <-chan connector.Message) er
 				}
 				continue
 			}
-			mappings := p.tables[m.Table]
+			mappings := p.mappings(m.Table)
 			if len(mappings) == 0 {
 				continue // not configured: the publication may hold more tables than we index
 			}
@@ -346,7 +348,7 @@ func (p *Pipeline) truncate(ctx context.Context, c *connector.Change) error {
 	}
 	tx := p.tracker.Add(c.CommitLSN, 1)
 	for _, name := range c.Tables {
-		mappings := p.tables[name]
+		mappings := p.mappings(name)
 		if len(mappings) == 0 {
 			continue
 		}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -18,6 +19,14 @@ type Table struct {
 	Collection  string
 	SourceTable string // contract's source_table
 	Renderer    *transform.Renderer
+	// Encoding, when set, chunks and embeds this mapping's documents
+	// instead of the pipeline's own (Deps): while a collection is
+	// reindexed, its serving version keeps the chunking and model it was
+	// built with.
+	Encoding *Encoding
+	// retired is set once the mapping's collection version neither serves
+	// nor fills: its queued changes are then dropped (versions.go).
+	retired atomic.Bool
 	// reads is the set of columns the template and metadata read; nil means
 	// every column (the template reads them dynamically).
 	reads map[string]bool
@@ -33,6 +42,12 @@ func NewTable(info connector.TableInfo, collection string, r *transform.Renderer
 		}
 	}
 	return t
+}
+
+// Encoding is how a mapping's documents become chunks and vectors.
+type Encoding struct {
+	Chunker  *transform.Chunker
+	Embedder transform.Embedder // nil when Weaviate vectorizes
 }
 
 // needsRow reports whether a change whose unchanged TOAST columns are cols

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// MappingShape is what shapes a mapping's objects besides its rows and the
-// embedding model: a start that finds it changed re-indexes the mapping.
+// MappingShape is what shaped a mapping's objects before collections had
+// versions (package reindex): what a plain collection of that time was
+// built with, read once when it is adopted as a version.
 type MappingShape struct {
 	Template  string   `json:"template"`
 	Metadata  []string `json:"metadata"`
@@ -49,16 +49,4 @@ ON CONFLICT (collection, source_table) DO UPDATE SET shape = excluded.shape, upd
 		return fmt.Errorf("record the shape of %s -> %s: %w", sourceTable, collection, err)
 	}
 	return nil
-}
-
-// ShapeChange says how a mapping's objects must follow a change of its
-// shape: changed when anything differs; rewrite when every row must be
-// written again even if its content hash stays (the chunking, which the
-// hash does not cover, changed). A template or metadata change changes the
-// hash of every row it affects, so the backfill's usual comparison finds
-// them.
-func ShapeChange(old, now MappingShape) (changed, rewrite bool) {
-	rewrite = old.MaxTokens != now.MaxTokens || old.Overlap != now.Overlap
-	changed = rewrite || old.Template != now.Template || !slices.Equal(old.Metadata, now.Metadata)
-	return changed, rewrite
 }

@@ -5,33 +5,6 @@ import (
 	"testing"
 )
 
-func TestShapeChange(t *testing.T) {
-	base := MappingShape{Template: "{{.title}}", Metadata: []string{"a", "b"}, MaxTokens: 512}
-	cases := []struct {
-		name             string
-		mutate           func(*MappingShape)
-		changed, rewrite bool
-	}{
-		{"same", func(*MappingShape) {}, false, false},
-		{"template", func(s *MappingShape) { s.Template = "{{.title}} {{.summary}}" }, true, false},
-		{"metadata added", func(s *MappingShape) { s.Metadata = append(s.Metadata, "c") }, true, false},
-		{"metadata reordered", func(s *MappingShape) { s.Metadata = []string{"b", "a"} }, true, false},
-		{"max tokens", func(s *MappingShape) { s.MaxTokens = 256 }, true, true},
-		{"overlap", func(s *MappingShape) { s.Overlap = 32 }, true, true},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			now := base
-			now.Metadata = append([]string(nil), base.Metadata...)
-			c.mutate(&now)
-			changed, rewrite := ShapeChange(base, now)
-			if changed != c.changed || rewrite != c.rewrite {
-				t.Fatalf("ShapeChange = %v, %v; want %v, %v", changed, rewrite, c.changed, c.rewrite)
-			}
-		})
-	}
-}
-
 func TestMappingShapeRoundTrip(t *testing.T) {
 	s, _ := newStore(t, "cdc_indexer")
 	ctx := ctxFor(t)

@@ -59,6 +59,11 @@ type Slot struct {
 type Table struct {
 	Table      string `json:"table"`
 	Collection string `json:"collection"`
+	// Version is the Weaviate collection the configured one (an alias)
+	// points at; the configured name itself for a plain collection.
+	Version string `json:"version,omitempty"`
+	// Reindex is the mapping's part of a reindex under way (nil: none).
+	Reindex *Reindex `json:"reindex,omitempty"`
 	// Rows in PostgreSQL: count(*), or the planner's estimate for a big
 	// table (RowsEstimated).
 	Rows          *int64 `json:"rows"`
@@ -74,6 +79,14 @@ type Table struct {
 	// schema's embedding_usage (nil when it is not recorded).
 	Tokens *int64   `json:"embedding_tokens,omitempty"`
 	Cost   *float64 `json:"embedding_cost,omitempty"`
+}
+
+// Reindex is how far a reindex has filled the new version with a table.
+type Reindex struct {
+	Version   string `json:"version"` // the collection being filled
+	Status    string `json:"status"`  // of the table's backfill: pending, running, done, failed
+	RowsDone  int64  `json:"rows_done"`
+	RowsTotal *int64 `json:"rows_total"` // nil until the backfill counted the table
 }
 
 // Usage is the embedding usage so far, when known.
@@ -225,23 +238,25 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AN
 			out.Rows = &n
 		}
 	}
+	physical := t.Collection
 	if stateReady {
+		physical = r.versions(ctx, db, schema, t.Collection, src, &out)
 		var docs, chunks int64
 		err := db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE chunk_count > 0), COALESCE(sum(chunk_count), 0)::int8
-FROM `+schema+`.documents WHERE collection = $1 AND source_table = $2`, t.Collection, src).Scan(&docs, &chunks)
+FROM `+schema+`.documents WHERE collection = $1 AND source_table = $2`, physical, src).Scan(&docs, &chunks)
 		if err != nil {
 			r.note("%s: documents: %v", src, err)
 		} else {
 			out.Documents, out.Chunks = &docs, &chunks
 		}
 		err = db.QueryRow(ctx, `SELECT count(*) FROM `+schema+`.dead_letters WHERE collection = $1 AND source_table = $2`,
-			t.Collection, src).Scan(&out.DeadLetters)
+			physical, src).Scan(&out.DeadLetters)
 		if err != nil {
 			r.note("%s: dead letters: %v", src, err)
 		}
 	}
 	if w != nil {
-		n, err := w.Count(ctx, t.Collection, src)
+		n, err := w.Count(ctx, physical, src)
 		if err != nil {
 			r.note("%s: count objects in %s: %v", src, t.Collection, err)
 		} else {
@@ -474,7 +489,7 @@ func (r *Report) Print(w io.Writer) {
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TABLE\tCOLLECTION\tROWS\tDOCUMENTS\tCHUNKS\tOBJECTS\tDEAD LETTERS\tTOKENS")
+	fmt.Fprintln(tw, "TABLE\tCOLLECTION\tVERSION\tROWS\tDOCUMENTS\tCHUNKS\tOBJECTS\tDEAD LETTERS\tTOKENS")
 	for _, t := range r.Tables {
 		rows := count(t.Rows)
 		if t.RowsEstimated {
@@ -484,9 +499,18 @@ func (r *Report) Print(w io.Writer) {
 		if t.Tenants != nil {
 			objects += fmt.Sprintf(" in %d tenants", *t.Tenants)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Table, t.Collection, rows, count(t.Documents), count(t.Chunks), objects, t.DeadLetters, count(t.Tokens))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", t.Table, t.Collection, or(t.Version, "-"), rows, count(t.Documents), count(t.Chunks), objects, t.DeadLetters, count(t.Tokens))
 	}
 	tw.Flush()
+	for _, t := range r.Tables {
+		if x := t.Reindex; x != nil {
+			total := "?"
+			if x.RowsTotal != nil {
+				total = strconv.FormatInt(*x.RowsTotal, 10)
+			}
+			fmt.Fprintf(w, "reindex: %s -> %s: %s, %d of %s rows\n", t.Table, x.Version, x.Status, x.RowsDone, total)
+		}
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}
@@ -509,4 +533,37 @@ func bytes(n uint64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+func or(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
+// versions fills in the mapping's serving version and the progress of a
+// reindex under way, and returns the collection that holds what
+// applications query now.
+func (r *Report) versions(ctx context.Context, db *pgx.Conn, schema, collection, src string, out *Table) string {
+	var serving, filling string
+	err := db.QueryRow(ctx, `SELECT COALESCE(max(physical) FILTER (WHERE phase = 'serving'), $1),
+       COALESCE(max(physical) FILTER (WHERE phase = 'filling'), '')
+FROM `+schema+`.collection_versions WHERE collection = $1`, collection).Scan(&serving, &filling)
+	if err != nil {
+		r.note("%s: collection versions: %v", src, err)
+		return collection
+	}
+	out.Version = serving
+	if filling == "" {
+		return serving
+	}
+	x := &Reindex{Version: filling, Status: "pending"}
+	err = db.QueryRow(ctx, `SELECT status, rows_done, rows_total FROM `+schema+`.backfill_requests
+WHERE collection = $1 AND source_table = $2 ORDER BY id DESC LIMIT 1`, filling, src).Scan(&x.Status, &x.RowsDone, &x.RowsTotal)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		r.note("%s: reindex progress: %v", src, err)
+	}
+	out.Reindex = x
+	return serving
 }

@@ -26,7 +26,8 @@ type Plan struct {
 	Slot        string   // "" when there is none to drop
 	Publication string   // "" when there is none to drop (or it is not the connector's)
 	StateSchema string   // "" when there is none to drop (or other slots still use it)
-	Collections []string // with --collections: those that exist
+	Collections []string // with --collections: those that exist, versions included
+	Aliases     []string // with --collections: the configured names served as aliases
 	Kept        []string // what stays, and why
 }
 
@@ -45,6 +46,9 @@ func (p Plan) Print(w io.Writer) {
 	}
 	if p.StateSchema != "" {
 		fmt.Fprintf(w, "drop schema %s (the connector's state) and everything in it\n", p.StateSchema)
+	}
+	for _, a := range p.Aliases {
+		fmt.Fprintf(w, "delete Weaviate alias %s\n", a)
 	}
 	for _, c := range p.Collections {
 		fmt.Fprintf(w, "delete Weaviate collection %s and all its objects\n", c)
@@ -125,13 +129,20 @@ func Prepare(ctx context.Context, cfg *config.Config, withCollections bool) (Pla
 				continue
 			}
 			seen[t.Collection] = true
-			ok, err := w.CollectionExists(ctx, t.Collection)
+			// The configured name is an alias over versions (or, from
+			// before versions, a plain collection): all of them go.
+			alias, err := w.Alias(ctx, t.Collection)
 			if err != nil {
 				return p, fmt.Errorf("weaviate: %w", err)
 			}
-			if ok {
-				p.Collections = append(p.Collections, t.Collection)
+			if alias != "" {
+				p.Aliases = append(p.Aliases, t.Collection)
 			}
+			versions, err := w.Versions(ctx, t.Collection)
+			if err != nil {
+				return p, fmt.Errorf("weaviate: %w", err)
+			}
+			p.Collections = append(p.Collections, versions...)
 		}
 		sort.Strings(p.Collections)
 	}
@@ -181,6 +192,11 @@ func Execute(ctx context.Context, cfg *config.Config, p Plan) error {
 			return fmt.Errorf("weaviate: %w", err)
 		}
 		defer w.Close()
+		for _, a := range p.Aliases {
+			if err := w.DeleteAlias(ctx, a); err != nil {
+				return err
+			}
+		}
 		for _, c := range p.Collections {
 			if err := w.DeleteCollection(ctx, c); err != nil {
 				return err

@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 	"unicode"
@@ -37,10 +39,45 @@ func CollectionName(t testing.TB) string {
 	return name
 }
 
+// deleteCollection deletes the collection name, and, since the connector
+// serves a configured name as an alias over versions (name_v1, ...), the
+// alias and every version.
 func deleteCollection(baseURL, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, baseURL+"/v1/schema/"+name, nil)
+	if err := deleteURL(ctx, baseURL+"/v1/aliases/"+name); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL+"/v1/schema", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	var schema struct {
+		Classes []struct {
+			Class string `json:"class"`
+		} `json:"classes"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&schema)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("GET /v1/schema: %w", err)
+	}
+	for _, c := range schema.Classes {
+		if c.Class == name || strings.HasPrefix(c.Class, name+"_v") {
+			if err := deleteURL(ctx, baseURL+"/v1/schema/"+c.Class); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func deleteURL(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
 	if err != nil {
 		return err
 	}
@@ -50,7 +87,7 @@ func deleteCollection(baseURL, name string) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
-		return fmt.Errorf("DELETE /v1/schema/%s: %s", name, resp.Status)
+		return fmt.Errorf("DELETE %s: %s", url, resp.Status)
 	}
 	return nil
 }

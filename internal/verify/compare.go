@@ -73,6 +73,9 @@ type Expected struct {
 // against what the row renders to now; exp is nil when the row does not
 // exist. objs may come from several tenants. Pure: every decision of verify
 // about one row is here.
+//
+// collection is the name the objects' IDs are computed over: the configured
+// collection, whichever version holds them.
 func CompareRow(collection, sourceTable, key string, exp *Expected, objs []sink.StoredObject) []Finding {
 	var out []Finding
 	if exp == nil {

@@ -162,7 +162,7 @@ func (v *verifier) mapping(ctx context.Context, t *pipeline.Table) (MappingRepor
 	if err := v.collectionPass(ctx, t, tl); err != nil {
 		return MappingReport{}, err
 	}
-	m := MappingReport{Table: t.SourceTable, Collection: t.Collection, Rows: tl.rows, Objects: tl.objects}
+	m := MappingReport{Table: t.SourceTable, Collection: v.d.Sink.ServedName(t.Collection), Rows: tl.rows, Objects: tl.objects}
 	if tl.overflow {
 		// Too many to recheck: report the first pass.
 		m.Unconfirmed = true
@@ -221,7 +221,11 @@ func (v *verifier) compareRows(ctx context.Context, t *pipeline.Table, rows []pi
 			byTenant[""] = append(byTenant[""], key)
 			continue
 		}
-		for i, s := range v.d.Chunker.Split(doc.Text) {
+		chunker := v.d.Chunker
+		if t.Encoding != nil {
+			chunker = t.Encoding.Chunker // a version built with other chunking
+		}
+		for i, s := range chunker.Split(doc.Text) {
 			doc.Chunks = append(doc.Chunks, transform.Chunk{Index: i, Text: s})
 		}
 		exp[key] = &Expected{Doc: doc, Dimensions: v.d.Dimensions}
@@ -260,7 +264,7 @@ func (v *verifier) compareRows(ctx context.Context, t *pipeline.Table, rows []pi
 		if e != nil && e.Doc == nil {
 			e = nil // unrenderable: no object belongs to it
 		}
-		fs := CompareRow(t.Collection, t.SourceTable, key, e, objs[key])
+		fs := CompareRow(v.d.Sink.ServedName(t.Collection), t.SourceTable, key, e, objs[key])
 		if len(fs) == 0 && e != nil && v.d.State != nil {
 			var rec *state.DocState
 			if r, ok := recorded[key]; ok {
@@ -388,7 +392,7 @@ func (v *verifier) compareKeys(ctx context.Context, t *pipeline.Table, keys []st
 			if rerr != nil {
 				return nil, rerr
 			}
-			out = append(out, CompareRow(t.Collection, t.SourceTable, k, nil, objs)...)
+			out = append(out, CompareRow(v.d.Sink.ServedName(t.Collection), t.SourceTable, k, nil, objs)...)
 			continue
 		}
 		parsed = append(parsed, key)
