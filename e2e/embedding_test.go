@@ -362,30 +362,32 @@ func TestProviderNoneWithWeaviateVectorizer(t *testing.T) {
 	}
 }
 
-// A start with another model or dimensions on an existing collection is
-// refused with the way forward.
-func TestEmbeddingModelChangeIsRefused(t *testing.T) {
+// A start with another provider, model or dimensions rebuilds the
+// collection into a new version (docs/reindex.md) instead of mixing two
+// vector spaces; going back rebuilds it again.
+func TestEmbeddingModelChangeReindexes(t *testing.T) {
 	h := newHarness(t, articlesSchema, articles())
 	c := h.start()
 	h.exec(`INSERT INTO articles VALUES (1, 'Hello', 'First body', 'ann', 10, 'x')`)
 	h.requireInSync("insert")
 	c.stop(t)
+	name := h.maps[0].Collection
 
-	h.setSection("embedding", map[string]any{"dimensions": 32})
-	err := h.runUntilExit(time.Minute)
-	if err == nil || !strings.Contains(err.Error(), "tables[0].collection") || !strings.Contains(err.Error(), "hash/v1/64") ||
-		!strings.Contains(err.Error(), "hash/v1/32") || !strings.Contains(err.Error(), "new collection") {
-		t.Fatalf("start with new dimensions: %v", err)
-	}
 	srv := fakeProvider(t, openaitest.Options{Dimensions: 64})
 	h.useOpenAI(srv.URL(), 64, nil)
-	if err := h.runUntilExit(time.Minute); err == nil || !strings.Contains(err.Error(), "openai/test-embed/64") {
-		t.Fatalf("start with a new model: %v", err)
+	c = h.start()
+	h.waitServing(name, name+"_v2", 2*time.Minute)
+	h.exec(`INSERT INTO articles VALUES (2, 'Again', 'With the provider', 'ann', 1, 'x')`)
+	h.requireInSync("after the switch to the provider's model")
+	if _, inputs, _ := srv.Usage(); inputs < 2 {
+		t.Fatalf("the provider embedded %d texts; want both rows re-embedded with its model", inputs)
 	}
+	c.stop(t)
 
 	h.setSection("embedding", map[string]any{"provider": "hash", "dimensions": 64})
 	h.start()
-	h.exec(`INSERT INTO articles VALUES (2, 'Again', 'Same model as before', 'ann', 1, 'x')`)
+	h.waitServing(name, name+"_v3", 2*time.Minute)
+	h.exec(`INSERT INTO articles VALUES (3, 'Back', 'Same model as at first', 'ann', 1, 'x')`)
 	h.requireInSync("back to the original model")
 }
 

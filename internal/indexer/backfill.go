@@ -31,7 +31,7 @@ func (e *Env) startBackfills(ctx context.Context, cfg *config.Config, pipe *pipe
 		metrics: snapshot.NewMetrics(m.Registry),
 	}
 	b.versions = newVersions(e, cfg, log)
-	b.versions.pipe = pipe
+	b.versions.pipe, b.versions.metrics = pipe, m
 	b.lock = b.waitForLock(ctx)
 	bctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -101,7 +101,9 @@ func (e *Env) selectTables(want []config.Table) ([]*pipeline.Table, error) {
 		}
 		found := false
 		for _, t := range e.Tables {
-			if t.Info.Name == name && t.Collection == w.Collection {
+			// A mapping names the configured collection; its versions
+			// (serving, and filling during a reindex) are all selected.
+			if t.Info.Name == name && e.servedName(t) == w.Collection {
 				out = append(out, t)
 				found = true
 			}
@@ -111,6 +113,14 @@ func (e *Env) selectTables(want []config.Table) ([]*pipeline.Table, error) {
 		}
 	}
 	return out, nil
+}
+
+// servedName is the configured collection t's objects are served under.
+func (e *Env) servedName(t *pipeline.Table) string {
+	if e.Sink == nil {
+		return t.Collection // described only: no versions
+	}
+	return e.Sink.ServedName(t.Collection)
 }
 
 // snapshotLock decides who indexes: this process, holding the slot's lock

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/reindex"
 	"github.com/cdc-indexer/cdc-indexer/internal/snapshot"
@@ -32,6 +33,8 @@ type versions struct {
 	store *snapshot.Store // backfill requests
 	log   zerolog.Logger
 	pipe  *pipeline.Pipeline // nil before the pipeline exists (at a start)
+	// metrics, when set, gets each collection's version numbers.
+	metrics *metrics.Metrics
 }
 
 func newVersions(e *Env, cfg *config.Config, log zerolog.Logger) *versions {
@@ -192,7 +195,7 @@ func (v *versions) take(ctx context.Context, sit reindex.Situation, step reindex
 	case reindex.StepDropFilling:
 		v.log.Info().Str("collection", name).Str("version", sit.Filling.Physical).
 			Msg("the configuration changed again before the reindex finished: abandoning its version")
-		return v.drop(ctx, sit.Filling.Physical)
+		return v.drop(ctx, *sit.Filling)
 	case reindex.StepStartFilling:
 		return v.startFilling(ctx, sit, spec)
 	case reindex.StepRequestBackfills:
@@ -243,10 +246,17 @@ func (v *versions) requestBackfills(ctx context.Context, ver reindex.Version) er
 	return v.env.State.SetBackfills(ctx, ver.Physical, ids)
 }
 
-// drop deletes a version's collection and everything recorded for it.
-func (v *versions) drop(ctx context.Context, physical string) error {
+// drop deletes a version's collection and everything recorded for it. A
+// retired plain collection (physical == its configured name) was deleted
+// at the switch, and the name is the alias now: deleting "it" again would
+// resolve the alias and delete the serving version.
+func (v *versions) drop(ctx context.Context, ver reindex.Version) error {
+	physical := ver.Physical
 	if v.pipe != nil {
 		v.pipe.RetireCollection(physical)
+	}
+	if physical == ver.Collection {
+		return v.env.State.ForgetVersion(ctx, physical)
 	}
 	if err := v.env.Sink.DeleteCollection(ctx, physical); err != nil {
 		if exists, cerr := v.env.Sink.CollectionExists(ctx, physical); cerr != nil || exists {
@@ -431,7 +441,7 @@ func (v *versions) serve(ctx context.Context) {
 		return
 	}
 	for _, ver := range due {
-		if err := v.drop(ctx, ver.Physical); err != nil {
+		if err := v.drop(ctx, ver); err != nil {
 			v.log.Warn().Err(err).Str("version", ver.Physical).Msg("deleting a retired version")
 			continue
 		}
@@ -445,6 +455,7 @@ func (v *versions) serveCollection(ctx context.Context, name string) error {
 	if err != nil || serving == nil {
 		return err
 	}
+	v.observe(name, serving, filling)
 	if filling == nil {
 		requested, err := st.ReindexRequested(ctx, name)
 		if err != nil || !requested {
@@ -484,6 +495,19 @@ func (v *versions) serveCollection(ctx context.Context, name string) error {
 		return v.switchTo(ctx, *serving, *filling)
 	}
 	return nil
+}
+
+// observe exports the collection's version numbers.
+func (v *versions) observe(name string, serving, filling *reindex.Version) {
+	if v.metrics == nil {
+		return
+	}
+	v.metrics.Versions.WithLabelValues(name, reindex.PhaseServing).Set(float64(serving.Number))
+	if filling != nil {
+		v.metrics.Versions.WithLabelValues(name, reindex.PhaseFilling).Set(float64(filling.Number))
+	} else {
+		v.metrics.Versions.DeleteLabelValues(name, reindex.PhaseFilling)
+	}
 }
 
 // switchTo moves the alias from the serving version to the filled one.

@@ -63,6 +63,9 @@ type Metrics struct {
 	DeadLetters  prometheus.Gauge         // open dead letters of this connector's mappings
 	Verify       *prometheus.GaugeVec     // last periodic verification, by table, collection and kind (rows, missing, stale, extra, duplicate)
 	VerifyRuns   *prometheus.CounterVec   // periodic verifications by result (ok, error)
+	// Versions is the version number of each configured collection's
+	// serving and (during a reindex) filling version.
+	Versions *prometheus.GaugeVec
 	MemoryBudget prometheus.Gauge         // pipeline.memory_budget in bytes (0: unbounded)
 
 	// Lag remembers the commit time of each transaction not yet applied.
@@ -160,6 +163,10 @@ func New() *Metrics {
 			Name: "cdc_indexer_verify_runs_total",
 			Help: "Periodic verifications by result (ok, error).",
 		}, []string{"result"}),
+		Versions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdc_indexer_collection_version",
+			Help: "Version number of each configured collection's serving version and, while a reindex runs, of its filling version (phase=serving|filling).",
+		}, []string{"collection", "phase"}),
 		DeadLetters: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cdc_indexer_dead_letters",
 			Help: "Open dead letters (rows that could not be indexed and wait for a fix), as the state schema holds them.",
@@ -169,7 +176,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
-		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.Verify, m.VerifyRuns, m.DeadLetters, m.queues, buildInfo(),
+		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.Verify, m.VerifyRuns, m.Versions, m.DeadLetters, m.queues, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
 	m.Embedding = newEmbeddingMetrics(m.Registry)
 	return m

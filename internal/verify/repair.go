@@ -46,7 +46,7 @@ func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfi
 			}
 		}
 		for k, ids := range deletes {
-			if err := d.Sink.DeleteObjectsAt(ctx, m.Collection, k[0], k[1], ids); err != nil {
+			if err := d.Sink.DeleteObjectsAt(ctx, m.version(), k[0], k[1], ids); err != nil {
 				return out, fmt.Errorf("%s -> %s: %w", m.Table, m.Collection, err)
 			}
 		}
@@ -56,7 +56,7 @@ func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfi
 				keys = append(keys, k)
 			}
 			sort.Strings(keys)
-			if err := st.DeleteDocuments(ctx, m.Collection, m.Table, keys); err != nil {
+			if err := st.DeleteDocuments(ctx, m.version(), m.Table, keys); err != nil {
 				return out, err
 			}
 			r.Reindexed = len(keys)

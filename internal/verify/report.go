@@ -18,12 +18,15 @@ type Report struct {
 type MappingReport struct {
 	Table      string `json:"table"`
 	Collection string `json:"collection"`
-	Rows       int64  `json:"rows"`    // rows of the table
-	Objects    int64  `json:"objects"` // objects of the table in the collection
-	Missing    int64  `json:"missing"`
-	Stale      int64  `json:"stale"`
-	Extra      int64  `json:"extra"`
-	Duplicate  int64  `json:"duplicate"`
+	// Version is the Weaviate collection compared: the version the
+	// configured collection (an alias) serves from.
+	Version   string `json:"version,omitempty"`
+	Rows      int64  `json:"rows"`    // rows of the table
+	Objects   int64  `json:"objects"` // objects of the table in the collection
+	Missing   int64  `json:"missing"`
+	Stale     int64  `json:"stale"`
+	Extra     int64  `json:"extra"`
+	Duplicate int64  `json:"duplicate"`
 	// StateMismatch counts rows whose record in the state schema disagrees
 	// with what Weaviate holds (verify compares the state too).
 	StateMismatch int64     `json:"state_mismatch"`
@@ -151,4 +154,12 @@ func (r *Report) PrintPlan(w io.Writer, price float64) {
 		}
 		fmt.Fprintln(w, "; unchanged chunk texts come from the embedding cache)")
 	}
+}
+
+// version is the Weaviate collection the mapping was compared in.
+func (m MappingReport) version() string {
+	if m.Version != "" {
+		return m.Version
+	}
+	return m.Collection
 }

@@ -162,7 +162,7 @@ func (v *verifier) mapping(ctx context.Context, t *pipeline.Table) (MappingRepor
 	if err := v.collectionPass(ctx, t, tl); err != nil {
 		return MappingReport{}, err
 	}
-	m := MappingReport{Table: t.SourceTable, Collection: v.d.Sink.ServedName(t.Collection), Rows: tl.rows, Objects: tl.objects}
+	m := MappingReport{Table: t.SourceTable, Collection: v.d.Sink.ServedName(t.Collection), Version: t.Collection, Rows: tl.rows, Objects: tl.objects}
 	if tl.overflow {
 		// Too many to recheck: report the first pass.
 		m.Unconfirmed = true
