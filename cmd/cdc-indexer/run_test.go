@@ -62,7 +62,7 @@ func TestRunRejectsBrokenConfig(t *testing.T) {
 
 // Every command that reads the config rejects a broken one the same way.
 func TestEveryCommandValidatesConfig(t *testing.T) {
-	for _, cmd := range []string{"run", "snapshot", "check", "status"} {
+	for _, cmd := range []string{"run", "snapshot", "check", "status", "verify", "reindex"} {
 		code, _, stderr := cli(t, cmd, "--config", configFile("bad_template"))
 		assertFailure(t, code, stderr, "tables[1].template")
 	}

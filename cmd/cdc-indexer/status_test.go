@@ -97,7 +97,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("wait: %d %s", code, body)
 	}
 	if _, err := conn.Exec(ctx, `INSERT INTO cdc_indexer.dead_letters (collection, source_table, source_key, lsn, error)
-VALUES ($1, 'public.articles', '99', '0/1', 'rejected by the provider')`, collection); err != nil {
+VALUES ($1, 'public.articles', '99', '0/1', 'rejected by the provider')`, collection+"_v1"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -124,9 +124,9 @@ VALUES ($1, 'public.articles', '99', '0/1', 'rejected by the provider')`, collec
 	}
 	found := false
 	for _, line := range strings.Split(stdout, "\n") {
-		if f := strings.Fields(line); len(f) == 8 && f[0] == "public.articles" {
+		if f := strings.Fields(line); len(f) == 9 && f[0] == "public.articles" {
 			found = true
-			if want := []string{"public.articles", collection, "3", "3", "3", "3", "1"}; strings.Join(f[:7], " ") != strings.Join(want, " ") {
+			if want := []string{"public.articles", collection, collection + "_v1", "3", "3", "3", "3", "1"}; strings.Join(f[:8], " ") != strings.Join(want, " ") {
 				t.Errorf("table line %q, want %q", strings.Join(f, " "), strings.Join(want, " "))
 			}
 		}
@@ -153,7 +153,7 @@ VALUES ($1, 'public.articles', '99', '0/1', 'rejected by the provider')`, collec
 		t.Fatalf("tables %+v", r.Tables)
 	}
 	tb := r.Tables[0]
-	if tb.Table != "public.articles" || tb.Collection != collection || deref(tb.Rows) != 3 || deref(tb.Documents) != 3 ||
+	if tb.Table != "public.articles" || tb.Collection != collection || tb.Version != collection+"_v1" || tb.Reindex != nil || deref(tb.Rows) != 3 || deref(tb.Documents) != 3 ||
 		deref(tb.Chunks) != 3 || deref(tb.Objects) != 3 || tb.DeadLetters != 1 || r.DeadTotal != 1 {
 		t.Errorf("table %+v rows %d documents %d chunks %d objects %d, dead letters total %d",
 			tb, deref(tb.Rows), deref(tb.Documents), deref(tb.Chunks), deref(tb.Objects), r.DeadTotal)

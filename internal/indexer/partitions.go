@@ -28,7 +28,7 @@ type partitionWatch struct {
 func (b *backfiller) newPartitionWatch(ctx context.Context) *partitionWatch {
 	seen := map[connector.TableName]bool{}
 	var names []connector.TableName
-	for _, t := range b.env.Tables {
+	for _, t := range b.pipe.Tables() {
 		if !seen[t.Info.Name] {
 			seen[t.Info.Name] = true
 			names = append(names, t.Info.Name)
@@ -67,7 +67,7 @@ func (b *backfiller) checkPartitions(ctx context.Context, w *partitionWatch) {
 			continue
 		}
 		if ok {
-			for _, t := range b.env.Tables {
+			for _, t := range b.pipe.Tables() {
 				if t.Info.Name != name {
 					continue
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/snapshot"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/migrations"
 )
@@ -74,6 +76,9 @@ func Reindex(ctx context.Context, cfg *config.Config, opts ReindexOptions, log z
 	}
 	warned := false
 	last := map[string]string{}
+	shown := map[string]time.Time{}
+	rates := map[string]*rate{}
+	requests := snapshot.NewStore(pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot)
 	for {
 		pending := 0
 		for _, name := range names {
@@ -92,6 +97,12 @@ func Reindex(ctx context.Context, cfg *config.Config, opts ReindexOptions, log z
 			case filling != nil:
 				pending++
 				line = fmt.Sprintf("%s: filling %s", name, filling.Physical)
+				if done, total, ok := fillProgress(ctx, requests, filling.Backfills); ok && time.Since(shown[name]) >= progressEvery {
+					shown[name] = time.Now()
+					line += fmt.Sprintf(": %d of %d rows%s", done, total, eta(rates, name, done, total))
+				} else if last[name] != "" && strings.HasPrefix(last[name], line) {
+					line = last[name] // unchanged until the next progress line
+				}
 			default:
 				pending++
 			}
@@ -115,6 +126,51 @@ func Reindex(ctx context.Context, cfg *config.Config, opts ReindexOptions, log z
 		case <-time.After(reindexPoll):
 		}
 	}
+}
+
+// progressEvery spaces the progress lines of `reindex`.
+var progressEvery = 5 * time.Second
+
+// fillProgress sums the rows read and to read of a fill's backfills; ok is
+// false until every one has counted its table.
+func fillProgress(ctx context.Context, requests *snapshot.Store, ids []int64) (done, total int64, ok bool) {
+	if len(ids) == 0 {
+		return 0, 0, false
+	}
+	reqs, err := requests.Requests(ctx, ids)
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, r := range reqs {
+		if r.RowsTotal < 0 {
+			return 0, 0, false
+		}
+		done += r.RowsDone
+		total += r.RowsTotal
+	}
+	return done, total, true
+}
+
+// rate remembers the first progress seen, for an ETA.
+type rate struct {
+	at   time.Time
+	done int64
+}
+
+// eta estimates the time left from the rows read since the first progress
+// line; "" until there is a rate.
+func eta(rates map[string]*rate, name string, done, total int64) string {
+	r := rates[name]
+	if r == nil {
+		rates[name] = &rate{at: time.Now(), done: done}
+		return ""
+	}
+	elapsed := time.Since(r.at)
+	if done <= r.done || elapsed <= 0 {
+		return ""
+	}
+	perRow := elapsed / time.Duration(done-r.done)
+	return fmt.Sprintf(", about %s left", (perRow * time.Duration(max(total-done, 0))).Round(time.Second))
 }
 
 // reindexSelection is the collections the named tables map into (every

@@ -50,23 +50,23 @@ type Metrics struct {
 	WriteErrors    prometheus.Counter
 	Embedding      *EmbeddingMetrics // provider requests, retries, cost, cache (embedding.go)
 
-	Received     *prometheus.CounterVec   // changes taken from the stream, by table and op
-	Stage        *prometheus.HistogramVec // by stage (decode, render, embed, write)
-	LagBytes     prometheus.Gauge         // server WAL position minus the applied position
-	LagSeconds   prometheus.Gauge         // age of the oldest transaction not yet applied
-	RetainedWAL  prometheus.Gauge         // server WAL position minus the slot's restart_lsn
-	Up           *prometheus.GaugeVec     // by dependency (postgres, weaviate): 1 reachable, 0 not
-	Ready        prometheus.Gauge         // 1 while /readyz answers 200
-	Standby      prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
-	Waits        *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
-	MemoryHeld   prometheus.Gauge         // bytes of row data held against pipeline.memory_budget
-	DeadLetters  prometheus.Gauge         // open dead letters of this connector's mappings
-	Verify       *prometheus.GaugeVec     // last periodic verification, by table, collection and kind (rows, missing, stale, extra, duplicate)
-	VerifyRuns   *prometheus.CounterVec   // periodic verifications by result (ok, error)
+	Received    *prometheus.CounterVec   // changes taken from the stream, by table and op
+	Stage       *prometheus.HistogramVec // by stage (decode, render, embed, write)
+	LagBytes    prometheus.Gauge         // server WAL position minus the applied position
+	LagSeconds  prometheus.Gauge         // age of the oldest transaction not yet applied
+	RetainedWAL prometheus.Gauge         // server WAL position minus the slot's restart_lsn
+	Up          *prometheus.GaugeVec     // by dependency (postgres, weaviate): 1 reachable, 0 not
+	Ready       prometheus.Gauge         // 1 while /readyz answers 200
+	Standby     prometheus.Gauge         // 1 while waiting as a standby for another instance's slot
+	Waits       *prometheus.CounterVec   // /v1/wait requests by result (ok, timeout, bad_request)
+	MemoryHeld  prometheus.Gauge         // bytes of row data held against pipeline.memory_budget
+	DeadLetters prometheus.Gauge         // open dead letters of this connector's mappings
+	Verify      *prometheus.GaugeVec     // last periodic verification, by table, collection and kind (rows, missing, stale, extra, duplicate)
+	VerifyRuns  *prometheus.CounterVec   // periodic verifications by result (ok, error)
 	// Versions is the version number of each configured collection's
 	// serving and (during a reindex) filling version.
-	Versions *prometheus.GaugeVec
-	MemoryBudget prometheus.Gauge         // pipeline.memory_budget in bytes (0: unbounded)
+	Versions     *prometheus.GaugeVec
+	MemoryBudget prometheus.Gauge // pipeline.memory_budget in bytes (0: unbounded)
 
 	// Lag remembers the commit time of each transaction not yet applied.
 	Lag *LagClock
