@@ -30,11 +30,11 @@ type Env struct {
 	slot     string
 }
 
-// Prepare connects, checks every table against its mapping, applies the
+// prepare connects, checks every table against its mapping, applies the
 // state schema's migrations, makes sure each collection, the publication and
 // the slot exist. Every failure names the configuration key it concerns.
-func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
-	e, err := PrepareWithoutSlot(ctx, cfg, log)
+func prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
+	e, err := prepareWithoutSlot(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -52,10 +52,10 @@ func Prepare(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *En
 	return e, nil
 }
 
-// Describe connects to PostgreSQL and checks every table against its
+// describe connects to PostgreSQL and checks every table against its
 // mapping. It writes nothing (no state schema, collection, publication or
 // slot) and does not contact Weaviate: what a dry run needs.
-func Describe(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
+func describe(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
 	e := &Env{slot: cfg.Postgres.Slot}
 	defer func() {
 		if err != nil {
@@ -109,10 +109,10 @@ func Describe(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *E
 	return e, nil
 }
 
-// PrepareWithoutSlot is Prepare except for the slot: `snapshot` creates a
+// prepareWithoutSlot is prepare except for the slot: `snapshot` creates a
 // missing slot itself, with an exported snapshot.
-func PrepareWithoutSlot(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
-	e, err := Describe(ctx, cfg, log)
+func prepareWithoutSlot(ctx context.Context, cfg *config.Config, log zerolog.Logger) (_ *Env, err error) {
+	e, err := describe(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -199,9 +199,9 @@ func (e *Env) walEnd(ctx context.Context) (pglogrepl.LSN, error) {
 	return lsn, nil
 }
 
-// PipelineConfig is the pipeline's tuning from the configuration, the one
+// pipelineConfig is the pipeline's tuning from the configuration, the one
 // place that maps the pipeline.* keys, for `run`, `snapshot` and the bench.
-func PipelineConfig(cfg *config.Config) pipeline.Config {
+func pipelineConfig(cfg *config.Config) pipeline.Config {
 	return pipeline.Config{
 		Workers: cfg.Pipeline.Workers, QueueSize: cfg.Pipeline.QueueSize,
 		MemoryBudget: cfg.Pipeline.MemoryBudgetBytes(),

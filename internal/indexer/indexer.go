@@ -17,28 +17,57 @@ import (
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
+	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // Run streams changes into Weaviate until ctx is cancelled, then stops
 // reading, lets in-flight work finish within the shutdown timeout, confirms
 // what Weaviate acknowledged, and returns nil.
 func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
-	return run(ctx, cfg, log, false)
+	return RunWith(ctx, cfg, log, Options{})
 }
 
-func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bool) error {
-	m := metrics.New()
+// Options are the hooks a caller of the service may set. The zero value is
+// `cdc-indexer run`; the benchmark sets them to take its samples from the
+// same wiring (one wiring: nothing it measures can drift from what runs).
+type Options struct {
+	// Standby waits for the slot's holder to end instead of failing
+	// (`run --standby`, standby.go).
+	Standby bool
+	// Metrics is where the service reports; nil makes a fresh set. A
+	// caller that reads samples may wrap its collectors (Freshness).
+	Metrics *metrics.Metrics
+	// WrapEmbedder, when set, wraps the configured embedder, to count or
+	// time what is sent to it.
+	WrapEmbedder func(transform.Embedder) transform.Embedder
+	// Received, when set, sees each change as the stream hands it to the
+	// pipeline (the first half of its freshness).
+	Received func(*connector.Change)
+	// Ready, when set, is called once the service streams.
+	Ready func()
+}
+
+// RunWith is Run with hooks.
+func RunWith(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) error {
+	m := opts.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	standby := opts.Standby
 	srv, err := startObservability(cfg.Observability.Listen, m, log)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 
-	env, err := Prepare(ctx, cfg, log)
+	env, err := prepare(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer env.Close()
+	if opts.WrapEmbedder != nil && env.Embedder != nil {
+		env.Embedder = opts.WrapEmbedder(env.Embedder)
+	}
 
 	var slot connector.SlotState
 	for {
@@ -77,7 +106,7 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 		}
 		log.Info().Stringer("until_lsn", recoverUntil).Msg("previous run did not stop cleanly: replayed changes are rewritten, not skipped")
 	}
-	pipeCfg := PipelineConfig(cfg)
+	pipeCfg := pipelineConfig(cfg)
 	pipeCfg.RecoverUntil = recoverUntil
 	pipe := pipeline.New(pipeCfg, pipeline.Deps{
 		Tables: env.Tables, Embedder: env.Embedder, Chunker: env.Chunker,
@@ -120,6 +149,9 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 	defer func() { <-verifyDone }()
 
 	srv.setReady(true)
+	if opts.Ready != nil {
+		opts.Ready()
+	}
 	log.Info().Str("slot", cfg.Postgres.Slot).Stringer("confirmed_lsn", slot.ConfirmedFlush).
 		Int("tables", len(env.Tables)).Msg("streaming")
 
@@ -128,8 +160,12 @@ func run(ctx context.Context, cfg *config.Config, log zerolog.Logger, standby bo
 	streamDone := make(chan error, 1)
 	go func() {
 		sup := &supervisor{env: env, cfg: cfg, stream: stream, tracker: tracker, pipe: pipe, obs: srv, log: log}
-		err := sup.run(streamCtx, msgs)
-		close(msgs)
+		out := msgs
+		if opts.Received != nil {
+			out = relay(pipeCtx, msgs, opts.Received)
+		}
+		err := sup.run(streamCtx, out)
+		close(out)
 		streamDone <- err
 	}()
 
@@ -210,4 +246,28 @@ func (e *Env) persistCheckpoints(ctx context.Context, tr *checkpoint.Tracker, m 
 		}
 		m.ConfirmedLSN.Set(float64(tr.Confirmed()))
 	}
+}
+
+// relay returns a channel whose messages go on to out, each change shown to
+// seen first; out is closed once the returned channel is. If the pipeline
+// stops reading (ctx ends), what is still sent is dropped, as the stream's
+// own send would have blocked forever.
+func relay(ctx context.Context, out chan<- connector.Message, seen func(*connector.Change)) chan connector.Message {
+	in := make(chan connector.Message)
+	go func() {
+		defer close(out)
+		for m := range in {
+			if c, ok := m.(*connector.Change); ok {
+				seen(c)
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				for range in {
+				}
+				return
+			}
+		}
+	}()
+	return in
 }

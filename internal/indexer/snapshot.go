@@ -57,7 +57,7 @@ func Snapshot(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log
 	if opts.DryRun {
 		return dryRun(ctx, cfg, opts, log)
 	}
-	env, err := PrepareWithoutSlot(ctx, cfg, log)
+	env, err := prepareWithoutSlot(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (e *Env) snapshotLocal(ctx context.Context, cfg *config.Config, opts Snapsh
 	if created {
 		start = x.ConsistentPoint
 	}
-	pipe := pipeline.New(PipelineConfig(cfg), pipeline.Deps{
+	pipe := pipeline.New(pipelineConfig(cfg), pipeline.Deps{
 		Tables: e.Tables, Embedder: e.Embedder, Chunker: e.Chunker,
 		Sink: e.Sink, State: e.State, Fetch: e.fetch, Tracker: checkpoint.NewTracker(start),
 		Metrics: m, Log: log,
@@ -290,7 +290,7 @@ func (e *Env) removeRows(ctx context.Context, t *pipeline.Table, keys []string) 
 
 // dryRun reads the tables and reports what a snapshot would send.
 func dryRun(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log zerolog.Logger) error {
-	env, err := Describe(ctx, cfg, log)
+	env, err := describe(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ var standbyPoll = 500 * time.Millisecond
 // Several standbys may wait on one slot; one wins, the others go on
 // waiting.
 func RunStandby(ctx context.Context, cfg *config.Config, log zerolog.Logger) error {
-	return run(ctx, cfg, log, true)
+	return RunWith(ctx, cfg, log, Options{Standby: true})
 }
 
 // awaitSlot waits while another instance streams the slot, reporting a

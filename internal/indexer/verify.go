@@ -17,7 +17,7 @@ import (
 // mappings as the pipeline renders them, PostgreSQL and Weaviate. Close the
 // Env when done.
 func OpenVerify(ctx context.Context, cfg *config.Config, log zerolog.Logger) (*Env, verify.Deps, error) {
-	env, err := Describe(ctx, cfg, log)
+	env, err := describe(ctx, cfg, log)
 	if err != nil {
 		return nil, verify.Deps{}, err
 	}

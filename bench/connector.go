@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,21 +11,20 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
-	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/embedcache"
 	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
-	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
-// inproc is the connector run inside the benchmark, wired as indexer.Run
-// wires it (Prepare, a checkpoint tracker, the pipeline, the stream), so
-// that the benchmark can see every acknowledgement: the pipeline reports
-// each acknowledged change's commit-to-ack time to the freshness histogram,
-// and acks wraps that histogram to keep the raw samples.
+// inproc is the connector run inside the benchmark through the very
+// wiring of `cdc-indexer run` (indexer.RunWith), with hooks for the samples
+// it needs: the pipeline reports each acknowledged change's commit-to-ack
+// time to the freshness histogram, which acks wraps to keep the raw
+// samples, and the Received hook notes when the stream handed each change
+// over (commit to reader).
 type inproc struct {
-	env  *indexer.Env
 	m    *metrics.Metrics
 	acks *ackRecorder
 	// received keeps, while acks records, the time from commit to the
@@ -101,10 +98,10 @@ func (a *ackRecorder) stop() []float64 {
 	return a.sampleSet.stop()
 }
 
-// startInproc prepares and starts the connector for the config file.
-// wrap, when set, wraps the embedder (to count what is sent to it) unless
-// the embedder reports its own usage, which the pipeline then counts in
-// cdc_indexer_embedding_tokens_total: a wrapper would hide that.
+// startInproc starts the connector for the config file and returns once
+// it streams. wrap, when set, wraps the embedder (to count what is sent to
+// it) unless the embedder is the embedding cache, which reports its own
+// usage to cdc_indexer_embedding_tokens_total: a wrapper would hide that.
 func startInproc(ctx context.Context, cfgPath string, wrap func(transform.Embedder) transform.Embedder) (*inproc, error) {
 	cfg, err := config.Load(cfgPath)
 	if err == nil {
@@ -113,71 +110,42 @@ func startInproc(ctx context.Context, cfgPath string, wrap func(transform.Embedd
 	if err != nil {
 		return nil, err
 	}
-	log := zerolog.Nop()
-	env, err := indexer.Prepare(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	slot, err := connector.SlotInfo(ctx, env.Pool, cfg.Postgres.Slot)
-	if err != nil {
-		env.Close()
-		return nil, err
-	}
-	tracker := checkpoint.NewTracker(slot.ConfirmedFlush)
 	m := metrics.New()
 	acks := &ackRecorder{Histogram: m.Freshness}
 	m.Freshness = acks
-	emb := env.Embedder
-	if wrap != nil && emb != nil && !reportsUsage(emb) {
-		emb = wrap(emb)
-	}
-	pipe := pipeline.New(indexer.PipelineConfig(cfg), pipeline.Deps{
-		Tables: env.Tables, Embedder: emb, Chunker: env.Chunker,
-		Sink: env.Sink, State: env.State, Tracker: tracker, Metrics: m, Log: log,
-		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
-			return connector.FetchRows(ctx, env.Pool, info, keys)
-		},
-	})
-	stream := connector.NewStream(connector.StreamConfig{
-		DSN: cfg.Postgres.DSN, Slot: cfg.Postgres.Slot, Publication: cfg.Postgres.Publication,
-		Tables: env.Infos, StatusInterval: cfg.Pipeline.StatusInterval,
-		DrainTimeout: cfg.Pipeline.ShutdownTimeout, Logger: log,
-	})
-
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ip := &inproc{env: env, m: m, acks: acks, cancel: cancel, done: make(chan error, 1)}
+	ip := &inproc{m: m, acks: acks, cancel: cancel, done: make(chan error, 1)}
 	acks.also = &ip.received
-	msgs := make(chan connector.Message, 1024)
-	pipeDone := make(chan error, 1)
-	go func() { pipeDone <- pipe.Run(rctx, msgs) }()
-	// A relay between stream and pipeline notes when each change is
-	// received (commit to reader), the first half of the freshness.
-	relay := make(chan connector.Message)
-	go func() {
-		defer close(msgs)
-		for m := range relay {
-			if c, ok := m.(*connector.Change); ok && !c.CommitTime.IsZero() {
+	ready := make(chan struct{})
+	opts := indexer.Options{
+		Metrics: m,
+		Received: func(c *connector.Change) {
+			if !c.CommitTime.IsZero() {
 				ip.received.observe(time.Since(c.CommitTime).Seconds())
 			}
-			select {
-			case msgs <- m:
-			case <-rctx.Done():
-				for range relay {
-				}
-				return
+		},
+		Ready: func() { close(ready) },
+	}
+	if wrap != nil {
+		opts.WrapEmbedder = func(e transform.Embedder) transform.Embedder {
+			if _, metered := e.(*embedcache.Embedder); metered {
+				return e
 			}
+			return wrap(e)
 		}
-	}()
-	go func() {
-		streamErr := stream.Run(rctx, relay, tracker.Confirmed)
-		close(relay)
-		pipeErr := <-pipeDone
-		if errors.Is(streamErr, context.Canceled) {
-			streamErr = nil
-		}
-		ip.done <- errors.Join(streamErr, pipeErr)
-	}()
-	return ip, nil
+	}
+	go func() { ip.done <- indexer.RunWith(rctx, cfg, zerolog.Nop(), opts) }()
+	select {
+	case <-ready:
+		return ip, nil
+	case err := <-ip.done:
+		cancel()
+		return nil, fmt.Errorf("connector: %w", err)
+	case <-ctx.Done():
+		cancel()
+		<-ip.done
+		return nil, ctx.Err()
+	}
 }
 
 // alive reports an error once the connector has stopped.
@@ -193,15 +161,7 @@ func (ip *inproc) alive() error {
 
 func (ip *inproc) close() error {
 	ip.cancel()
-	err := <-ip.done
-	ip.env.Close()
-	return err
-}
-
-// reportsUsage tells whether the embedder reports what each call sent to
-// the provider (an EmbedUsage method, as the embedding cache has).
-func reportsUsage(e transform.Embedder) bool {
-	return reflect.ValueOf(e).MethodByName("EmbedUsage").IsValid()
+	return <-ip.done
 }
 
 // histogram is a histogram's count and sum, per label value.
