@@ -164,15 +164,27 @@ func TestReindexResumesAfterKill(t *testing.T) {
 	h.requireConverges("after two kills during the reindex")
 }
 
-// TestReindexCommand: `cdc-indexer reindex` while `run` streams rebuilds
-// the collection with the same configuration and exits 0 once the new
-// version serves.
+// TestReindexCommand: `cdc-indexer reindex --dry-run` counts every row as
+// one to index and changes nothing; `cdc-indexer reindex` while `run`
+// streams rebuilds the collection with the same configuration and exits 0
+// once the new version serves.
 func TestReindexCommand(t *testing.T) {
 	h := newHarness(t, articlesSchema, articles())
 	h.start()
 	seedArticles(h, 2000)
 	h.requireInSync("seed")
 	name := h.maps[0].Collection
+	dry := h.startCommand("reindex", "--dry-run")
+	if err := dry.wait(time.Minute); err != nil {
+		t.Fatalf("reindex --dry-run: %v\n%s", err, dry.log())
+	}
+	// Every row counts: a new version holds nothing yet.
+	if out := strings.Join(strings.Fields(dry.log()), " "); !strings.Contains(out, "total 2000 2000 0") || !strings.Contains(out, "nothing was written") {
+		t.Fatalf("reindex --dry-run does not report the 2000 rows as to index:\n%s", dry.log())
+	}
+	if got := h.aliasTarget(name); got != name+"_v1" {
+		t.Fatalf("the dry run moved alias %s -> %q", name, got)
+	}
 	p := h.startCommand("reindex")
 	if err := p.wait(3 * time.Minute); err != nil {
 		t.Fatalf("reindex: %v\n%s", err, p.log())
