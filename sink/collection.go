@@ -41,6 +41,9 @@ type CollectionSpec struct {
 	// MultiTenant makes every object live in a tenant (tables[].tenant),
 	// created and activated as rows arrive.
 	MultiTenant bool
+	// TextFilterable gives the chunk text property a filterable index too
+	// (weaviate.text_filterable); it is always searchable (BM25).
+	TextFilterable bool
 }
 
 type propSpec struct {
@@ -57,7 +60,7 @@ var contractProps = []propSpec{
 	{name: PropSourceKey, dataType: "text", tokenization: "field", filterable: true},
 	{name: PropChunkIndex, dataType: "int", filterable: true},
 	{name: PropChunkCount, dataType: "int", filterable: true},
-	{name: PropText, dataType: "text", tokenization: "word", filterable: true, searchable: true, vectorize: true},
+	{name: PropText, dataType: "text", tokenization: "word", searchable: true, vectorize: true},
 	{name: PropContentHash, dataType: "text", tokenization: "field", filterable: true},
 	{name: PropSourceLSN, dataType: "text", tokenization: "field", filterable: true},
 }
@@ -81,6 +84,11 @@ func PropertyName(column string) string {
 func specProps(spec CollectionSpec) ([]propSpec, error) {
 	props := make([]propSpec, 0, len(contractProps)+len(spec.Metadata))
 	props = append(props, contractProps...)
+	for i := range props {
+		if props[i].name == PropText {
+			props[i].filterable = spec.TextFilterable
+		}
+	}
 	seen := map[string]string{}
 	for _, p := range contractProps {
 		seen[strings.ToLower(p.name)] = p.name

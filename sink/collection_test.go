@@ -46,6 +46,12 @@ func TestEnsureCollectionCreatesContractSchema(t *testing.T) {
 	if len(got) != len(want) {
 		t.Errorf("properties = %v, want %v", got, want)
 	}
+	// Chunk text is searchable (BM25) and, by default, not filterable.
+	for _, p := range class.Properties {
+		if p.Name == PropText && (p.IndexSearchable == nil || !*p.IndexSearchable || p.IndexFilterable == nil || *p.IndexFilterable) {
+			t.Errorf("text: searchable %v, filterable %v; want searchable only", deref(p.IndexSearchable), deref(p.IndexFilterable))
+		}
+	}
 
 	// Idempotent.
 	created, err = w.EnsureCollection(ctx, spec)
@@ -146,5 +152,40 @@ func TestEnsureCollectionWithVectorizerModuleConfig(t *testing.T) {
 		if skip := cfg["skip"].(bool); skip != (p.name != PropText) {
 			t.Errorf("property %s: skip = %v", p.name, skip)
 		}
+	}
+}
+
+func deref(b *bool) bool { return b != nil && *b }
+
+// weaviate.text_filterable gives new collections a filterable chunk text;
+// an existing collection keeps what it has either way.
+func TestTextFilterableOption(t *testing.T) {
+	w := newTestSink(t)
+	ctx := testCtx(t)
+	name := testenv.CollectionName(t)
+	if _, err := w.EnsureCollection(ctx, CollectionSpec{Name: name, Vectorizer: VectorizerNone, TextFilterable: true}); err != nil {
+		t.Fatal(err)
+	}
+	filterable := func() bool {
+		class, err := w.getClass(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range class.Properties {
+			if p.Name == PropText {
+				return deref(p.IndexFilterable) && deref(p.IndexSearchable)
+			}
+		}
+		t.Fatal("no text property")
+		return false
+	}
+	if !filterable() {
+		t.Fatal("text_filterable: the text property is not filterable and searchable")
+	}
+	if _, err := w.EnsureCollection(ctx, CollectionSpec{Name: name, Vectorizer: VectorizerNone}); err != nil {
+		t.Fatalf("an existing filterable text with the option off: %v", err)
+	}
+	if !filterable() {
+		t.Fatal("the existing collection's index changed")
 	}
 }

@@ -57,6 +57,11 @@ type Weaviate struct {
 	ConsistencyLevel string `mapstructure:"consistency_level"`
 	// ReplicationFactor of the collections the connector creates.
 	ReplicationFactor int `mapstructure:"replication_factor"`
+	// TextFilterable makes the chunk text property of collections the
+	// connector creates filterable (a roaring-bitmap index besides the
+	// BM25 one): off by default, since nothing filters on chunk text and
+	// the index costs Weaviate CPU on every write.
+	TextFilterable bool `mapstructure:"text_filterable"`
 	// GRPCTLS is auto, on or off for the gRPC connection.
 	GRPCTLS string `mapstructure:"grpc_tls"`
 	// CAFile is a PEM file of extra certificates to trust.

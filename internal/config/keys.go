@@ -28,6 +28,7 @@ var defaults = map[string]any{
 	"weaviate.timeout":            30 * time.Second,
 	"weaviate.consistency_level":  "QUORUM",
 	"weaviate.replication_factor": 1,
+	"weaviate.text_filterable":    false,
 	"weaviate.grpc_tls":           "auto",
 	"weaviate.ca_file":            "",
 	"embedding.provider":          ProviderHash,

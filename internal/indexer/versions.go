@@ -410,7 +410,8 @@ func (v *versions) ensureCollection(ctx context.Context, ver reindex.Version) er
 	}
 	emb := embeddingConfig(v.cfg.Embedding, ver.Spec.Embedding)
 	for _, t := range tables {
-		spec := sink.CollectionSpec{Name: ver.Physical, Metadata: t.Renderer.MetadataFields(), MultiTenant: t.Renderer.Tenant() != ""}
+		spec := sink.CollectionSpec{Name: ver.Physical, Metadata: t.Renderer.MetadataFields(), MultiTenant: t.Renderer.Tenant() != "",
+			TextFilterable: v.cfg.Weaviate.TextFilterable}
 		spec.Vectorizer, spec.VectorizerConfig = vectorizerSpec(emb)
 		created, err := v.env.Sink.EnsureCollection(ctx, spec)
 		if err != nil {
