@@ -49,6 +49,10 @@ type observability struct {
 	depErr   map[string]string // dependency -> why its last check failed
 	progress atomic.Pointer[progress]
 	slotWait atomic.Pointer[slotProgress] // a standby's view of the slot (standby.go)
+	// vectorIndexed reports whether every collection the pipeline writes
+	// has an empty vector indexing queue (searchable.go); nil before
+	// streaming.
+	vectorIndexed atomic.Pointer[func(context.Context) (bool, error)]
 }
 
 func startObservability(addr string, m *metrics.Metrics, log zerolog.Logger) (*observability, error) {
@@ -164,12 +168,16 @@ func (o *observability) handleReady(w http.ResponseWriter, _ *http.Request) {
 type waitResponse struct {
 	LSN     string `json:"lsn,omitempty"`
 	Applied string `json:"applied_lsn,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Searchable is set for searchable=true: the changes are found by
+	// vector search too.
+	Searchable bool   `json:"searchable,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
-// handleWait is GET /v1/wait?lsn=<pg_lsn>&timeout=<duration>: 200 once
-// every change up to lsn is in Weaviate, 408 when timeout passes first, 400
-// for a malformed request, 503 before streaming has started.
+// handleWait is GET /v1/wait?lsn=<pg_lsn>&timeout=<duration>[&searchable=true]:
+// 200 once every change up to lsn is in Weaviate (and, with searchable,
+// found by vector search: searchable.go), 408 when timeout passes first,
+// 400 for a malformed request, 503 before streaming has started.
 func (o *observability) handleWait(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -182,6 +190,14 @@ func (o *observability) handleWait(w http.ResponseWriter, r *http.Request) {
 		o.m.Waits.WithLabelValues("bad_request").Inc()
 		writeJSON(w, http.StatusBadRequest, waitResponse{Error: "lsn: " + err.Error()})
 		return
+	}
+	searchable := false
+	if s := q.Get("searchable"); s != "" {
+		if searchable, err = strconv.ParseBool(s); err != nil {
+			o.m.Waits.WithLabelValues("bad_request").Inc()
+			writeJSON(w, http.StatusBadRequest, waitResponse{Error: fmt.Sprintf("searchable: %q is not true or false", s)})
+			return
+		}
 	}
 	timeout := defaultWaitTimeout
 	if s := q.Get("timeout"); s != "" {
@@ -207,6 +223,13 @@ func (o *observability) handleWait(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	err = p.Wait(ctx, lsn)
 	resp := waitResponse{LSN: lsn.String(), Applied: p.Applied().String()}
+	if err == nil && searchable {
+		if err = o.waitVectorIndexed(ctx); err == nil {
+			resp.Searchable = true
+		} else if ctx.Err() != nil {
+			err = fmt.Errorf("applied, but not yet found by vector search")
+		}
+	}
 	switch {
 	case err == nil:
 		o.m.Waits.WithLabelValues("ok").Inc()
@@ -216,6 +239,9 @@ func (o *observability) handleWait(w http.ResponseWriter, r *http.Request) {
 	default:
 		o.m.Waits.WithLabelValues("timeout").Inc()
 		resp.Error = fmt.Sprintf("not applied within %s", timeout)
+		if searchable && ctx.Err() != nil && p.Applied() >= lsn {
+			resp.Error = fmt.Sprintf("applied, but not found by vector search within %s (Weaviate's vector indexing queue has not drained)", timeout)
+		}
 		writeJSON(w, http.StatusRequestTimeout, resp)
 	}
 }

@@ -1,11 +1,13 @@
 package indexer
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +98,37 @@ func TestObservabilityEndpoints(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST wait: %d", resp.StatusCode)
+	}
+}
+
+// /v1/wait?searchable=true also waits until Weaviate's vector indexing
+// queues have drained (searchable.go).
+func TestWaitSearchable(t *testing.T) {
+	o, base := testObservability(t)
+	o.progress.Store(&progress{tracker: checkpoint.NewTracker(100), stream: &caughtUp{}})
+	var looks atomic.Int64
+	var drained atomic.Bool
+	check := func(context.Context) (bool, error) {
+		looks.Add(1)
+		return drained.Load(), nil
+	}
+	o.vectorIndexed.Store(&check)
+	if code, body := get(t, base+"/v1/wait?lsn=0/50&searchable=maybe"); code != 400 || !strings.Contains(body, "searchable") {
+		t.Errorf("searchable=maybe: %d %s", code, body)
+	}
+	if code, body := get(t, base+"/v1/wait?lsn=0/50&searchable=false"); code != 200 || strings.Contains(body, "searchable") || looks.Load() != 0 {
+		t.Errorf("searchable=false: %d %s, %d looks at the queues", code, body, looks.Load())
+	}
+	code, body := get(t, base+"/v1/wait?lsn=0/50&searchable=true&timeout=50ms")
+	if code != 408 || !strings.Contains(body, "not found by vector search") || looks.Load() == 0 {
+		t.Errorf("queues not drained: %d %s", code, body)
+	}
+	if code, body := get(t, base+"/v1/wait?lsn=0/65&searchable=true&timeout=20ms"); code != 408 || !strings.Contains(body, "not applied") {
+		t.Errorf("not applied: %d %s", code, body)
+	}
+	time.AfterFunc(30*time.Millisecond, func() { drained.Store(true) })
+	if code, body := get(t, base+"/v1/wait?lsn=0/50&searchable=true&timeout=5s"); code != 200 || !strings.Contains(body, `"searchable":true`) {
+		t.Errorf("queues drained: %d %s", code, body)
 	}
 }
 

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"slices"
 	"math"
 	"time"
 
@@ -46,6 +47,16 @@ func (o *observability) watch(ctx context.Context, cfg *config.Config, env *Env,
 	o.m.Lag.SetConfirmed(w.tracker.Confirmed)
 	p := &progress{tracker: w.tracker, stream: w.stream}
 	o.progress.Store(p)
+	indexed := env.vectorQueuesEmpty(func() []string { // searchable.go
+		var out []string
+		for _, t := range w.pipe.Tables() {
+			if !slices.Contains(out, t.Collection) {
+				out = append(out, t.Collection)
+			}
+		}
+		return out
+	})
+	o.vectorIndexed.Store(&indexed)
 
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
