@@ -390,8 +390,9 @@ type readReport struct {
 	problems []string
 	lengths  []int // vector lengths, in the order first seen
 	sawNew   bool  // a chunk 0 with the new template's marker
-	// unresolved is the time from the first to the last failed query
-	// (0 when none failed).
+	// unresolved is the longest time from the last answered query before
+	// a failure to the first answered one after it (0 when none failed):
+	// how long the name did not resolve, as a reader saw it.
 	unresolved time.Duration
 }
 
@@ -430,7 +431,7 @@ func (h *harness) startReader(collection string, dims int, marker string) *reade
 	go func() {
 		defer conn.Close()
 		var rep readReport
-		var firstFail time.Time
+		lastOK, failing := time.Now(), false
 		for ctx.Err() == nil {
 			reqs := []*pb.SearchRequest{{Collection: collection, Bm25Search: &pb.BM25{Query: "article", Properties: []string{"text"}}}}
 			if dims > 0 {
@@ -454,12 +455,14 @@ func (h *harness) startReader(collection string, dims int, marker string) *reade
 				}
 				if err != nil {
 					rep.problems = append(rep.problems, fmt.Sprintf("%s: %v", kind, err))
-					if firstFail.IsZero() {
-						firstFail = time.Now()
-					}
-					rep.unresolved = time.Since(firstFail)
+					failing = true
 					continue
 				}
+				if failing {
+					failing = false
+					rep.unresolved = max(rep.unresolved, time.Since(lastOK))
+				}
+				lastOK = time.Now()
 				if len(reply.GetResults()) == 0 {
 					rep.problems = append(rep.problems, kind+": no result")
 					continue
