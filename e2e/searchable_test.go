@@ -52,6 +52,7 @@ func TestWaitSearchableWithAsyncIndexing(t *testing.T) {
 	defer conn.Close()
 	client := pb.NewWeaviateClient(conn)
 	objs := h.indexed(h.maps[0])
+	t.Logf("wait answered %s; %d rows in Weaviate", body, len(objs))
 	missed := 0
 	for id := 4990; id <= 5000; id++ {
 		chunks := objs[fmt.Sprint(id)]

@@ -156,6 +156,8 @@ func TestEnvOverridesEveryScalarKey(t *testing.T) {
 				env, want = "7", 7
 			case field.Kind() == reflect.Float64:
 				env, want = "7.5", 7.5
+			case field.Kind() == reflect.Bool:
+				env, want = "true", true
 			case field.Kind() == reflect.Map:
 				// A mapping comes as YAML or JSON.
 				env, want = `{"Key": "7"}`, map[string]any{"Key": "7"}
