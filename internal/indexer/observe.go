@@ -2,8 +2,8 @@ package indexer
 
 import (
 	"context"
-	"slices"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pglogrepl"
