@@ -19,8 +19,12 @@ build:
 # are cluster-wide, and tests of different packages use the same slot name.
 # Unit packages run with the race detector; the end-to-end tests run the
 # connector as a built binary too, so they run without it.
+# deploy/ is a module of its own (its checks use the Kubernetes and
+# Prometheus libraries, which stay out of the connector's build).
 test:
+	go mod tidy -diff
 	go vet ./...
+	cd deploy && go mod tidy -diff && go vet ./... && go test -count=1 ./...
 	go run ./scripts/testenv -- sh -c 'go test -race -count=1 -timeout 30m -p 1 $(TESTFLAGS) $$(go list ./... | grep -v /e2e$$) && go test -count=1 -timeout 40m -p 1 $(TESTFLAGS) ./e2e'
 
 lint:

@@ -15,7 +15,7 @@ type EmbeddingMetrics struct {
 	Truncated   *prometheus.CounterVec // by model
 }
 
-func newEmbeddingMetrics(r *prometheus.Registry) *EmbeddingMetrics {
+func newEmbeddingMetrics(register func(...prometheus.Collector)) *EmbeddingMetrics {
 	e := &EmbeddingMetrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdc_indexer_embedding_requests_total",
@@ -42,6 +42,6 @@ func newEmbeddingMetrics(r *prometheus.Registry) *EmbeddingMetrics {
 			Help: "Inputs cut to the model's input limit (embedding.max_input_tokens) before embedding, by model.",
 		}, []string{"model"}),
 	}
-	r.MustRegister(e.Requests, e.Retries, e.Cost, e.CacheHits, e.CircuitOpen, e.Truncated)
+	register(e.Requests, e.Retries, e.Cost, e.CacheHits, e.CircuitOpen, e.Truncated)
 	return e
 }

@@ -3,7 +3,9 @@
 package metrics
 
 import (
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -39,7 +41,8 @@ const DecodeSampleEvery = 64
 // Metrics is one set of registered collectors; a process has one, tests make
 // their own so that counts do not leak between them.
 type Metrics struct {
-	Registry *prometheus.Registry
+	Registry   *prometheus.Registry
+	collectors []prometheus.Collector // what New registered (Names)
 
 	Changes        *prometheus.CounterVec // by table, op, outcome (applied, skipped, dead_lettered)
 	Freshness      prometheus.Histogram   // commit time to Weaviate acknowledgement
@@ -174,12 +177,42 @@ func New() *Metrics {
 		Lag:    &LagClock{},
 		queues: newFuncGauges("cdc_indexer_queue_depth", "Items waiting, by queue: stream (decoded messages not yet dispatched), live (changes waiting for a worker), backfill (snapshot rows waiting for a worker), in_flight (changes dispatched and not yet acknowledged).", "queue"),
 	}
-	m.Registry.MustRegister(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
+	m.register(m.Changes, m.Freshness, m.BatchSize, m.ConfirmedLSN,
 		m.EmbeddedChunks, m.EmbedTokens, m.WriteErrors,
 		m.Received, m.Stage, m.LagBytes, m.LagSeconds, m.RetainedWAL, m.Up, m.Ready, m.Standby, m.Waits, m.MemoryHeld, m.MemoryBudget, m.Verify, m.VerifyRuns, m.Versions, m.DeadLetters, m.queues, buildInfo(),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "cdc_indexer"}))
-	m.Embedding = newEmbeddingMetrics(m.Registry)
+	m.Embedding = newEmbeddingMetrics(m.register)
 	return m
+}
+
+// register registers collectors and remembers them for Names.
+func (m *Metrics) register(cs ...prometheus.Collector) {
+	m.Registry.MustRegister(cs...)
+	m.collectors = append(m.collectors, cs...)
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// Names are the names of the metrics the service exports (labelled ones
+// included, which /metrics lists only once they have a child), sorted: for
+// checks that dashboards and alert rules name only what exists. Metrics
+// other packages register on Registry (snapshot progress) are not in it.
+func (m *Metrics) Names() []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		for _, c := range m.collectors {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var out []string
+	for d := range ch {
+		if n := fqName.FindStringSubmatch(d.String()); n != nil && !slices.Contains(out, n[1]) {
+			out = append(out, n[1])
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 type receivedKey struct{ table, op string }

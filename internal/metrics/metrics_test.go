@@ -3,6 +3,7 @@ package metrics
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,19 @@ func TestDashboardShowsEveryMetric(t *testing.T) {
 		if !strings.Contains(exprs.String(), name) {
 			t.Errorf("no dashboard panel shows %s", name)
 		}
+	}
+}
+
+// Names lists every metric New registers, labelled ones before they have
+// a child too.
+func TestNames(t *testing.T) {
+	names := New().Names()
+	for _, want := range []string{"cdc_indexer_ready", "cdc_indexer_freshness_seconds", "cdc_indexer_verify", "cdc_indexer_embedding_circuit_open", "cdc_indexer_build_info"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("Names() lacks %s: %v", want, names)
+		}
+	}
+	if !slices.IsSorted(names) {
+		t.Error("Names() is not sorted")
 	}
 }
