@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,9 +28,25 @@ func TestTeardownRemovesWhatTheConnectorCreated(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "nothing done") || h.replicationSlots() != 1 {
 		t.Fatalf("teardown without yes: exit %d; want nothing done\n%s", code, out)
 	}
+	out, code = h.cliExit("teardown", "--collections", "--json") // the plan only
+	var plan struct {
+		Plan struct {
+			Slot        string   `json:"slot"`
+			Collections []string `json:"collections"`
+			Aliases     []string `json:"aliases"`
+		} `json:"plan"`
+		Done bool `json:"done"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != 0 || err != nil || plan.Done || plan.Plan.Slot != "cdc_indexer" ||
+		!slices.Equal(plan.Plan.Collections, []string{coll + "_v1"}) || !slices.Equal(plan.Plan.Aliases, []string{coll}) || h.replicationSlots() != 1 {
+		t.Fatalf("teardown --json: exit %d, %v, %+v; want the plan (slot, the version behind the alias), nothing done\n%s", code, err, plan, out)
+	}
 	out, code = h.cliExit("teardown", "--collections", "--yes")
 	if code != 0 {
 		t.Fatalf("teardown --collections --yes: exit %d\n%s", code, out)
+	}
+	if h.aliasTarget(coll) != "" || h.hasCollection(coll+"_v1") {
+		t.Error("the alias or its version is left")
 	}
 	if n := h.replicationSlots(); n != 0 {
 		t.Errorf("%d replication slots left", n)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -131,9 +130,7 @@ func printDeadLettersJSON(out io.Writer, letters []state.DeadLetter) error {
 			LSN: d.LSN.String(), Error: d.Error, Attempts: d.Attempts, RetryRequested: d.RetryRequested(),
 			FirstFailedAt: d.FirstFailedAt.UTC(), LastFailedAt: d.LastFailedAt.UTC()}
 	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]any{"dead_letters": rows})
+	return writeJSON(out, map[string]any{"dead_letters": rows})
 }
 
 func newDeadLettersRetryCmd() *cobra.Command {

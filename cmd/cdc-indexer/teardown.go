@@ -11,7 +11,7 @@ import (
 )
 
 func newTeardownCmd() *cobra.Command {
-	var collections, yes bool
+	var collections, yes, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "teardown",
 		Short: "Remove what the connector created: the slot, its publication, the state schema (and the collections)",
@@ -19,9 +19,11 @@ func newTeardownCmd() *cobra.Command {
 WAL on the primary for good), the publication if the connector created it, the state
 schema unless other connectors' slots still use it, and with --collections the
 mappings' Weaviate collections. Refuses while a connector streams the slot. Prints
-the plan and asks for "yes" unless --yes is given.`,
+the plan and asks for "yes" unless --yes is given. With --json it prints the plan
+and the outcome as one JSON object and never asks: without --yes nothing is done.`,
 		Example: `  cdc-indexer teardown --config config.yaml
-  cdc-indexer teardown --config config.yaml --collections --yes`,
+  cdc-indexer teardown --config config.yaml --collections --yes
+  cdc-indexer teardown --config config.yaml --json          # the plan, for a script; changes nothing`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -34,6 +36,19 @@ the plan and asks for "yes" unless --yes is given.`,
 				return fmt.Errorf("teardown: %w", err)
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				done := false
+				if yes && !plan.Empty() {
+					if err := teardown.Execute(ctx, cfg, plan); err != nil {
+						return fmt.Errorf("teardown: %w", err)
+					}
+					done = true
+				}
+				return writeJSON(out, struct {
+					Plan teardown.Plan `json:"plan"`
+					Done bool          `json:"done"`
+				}{plan, done})
+			}
 			plan.Print(out)
 			if plan.Empty() {
 				return nil
@@ -54,5 +69,6 @@ the plan and asks for "yes" unless --yes is given.`,
 	}
 	cmd.Flags().BoolVar(&collections, "collections", false, "also delete the mappings' Weaviate collections and every object in them")
 	cmd.Flags().BoolVar(&yes, "yes", false, "do not ask")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the plan and whether it was carried out as JSON; never ask")
 	return cmd
 }

@@ -23,12 +23,12 @@ import (
 
 // Plan is what a teardown removes, and what it keeps and why.
 type Plan struct {
-	Slot        string   // "" when there is none to drop
-	Publication string   // "" when there is none to drop (or it is not the connector's)
-	StateSchema string   // "" when there is none to drop (or other slots still use it)
-	Collections []string // with --collections: those that exist, versions included
-	Aliases     []string // with --collections: the configured names served as aliases
-	Kept        []string // what stays, and why
+	Slot        string   `json:"slot,omitempty"`         // "" when there is none to drop
+	Publication string   `json:"publication,omitempty"`  // "" when there is none to drop (or it is not the connector's)
+	StateSchema string   `json:"state_schema,omitempty"` // "" when there is none to drop (or other slots still use it)
+	Collections []string `json:"collections,omitempty"`  // with --collections: those that exist, versions included
+	Aliases     []string `json:"aliases,omitempty"`      // with --collections: the configured names served as aliases
+	Kept        []string `json:"kept,omitempty"`         // what stays, and why
 }
 
 // Empty reports whether there is nothing to remove.
