@@ -37,6 +37,11 @@ type freshResult struct {
 	// writer and the connector).
 	CPU       cpuUse  `json:"cpu_seconds"`
 	MeanBatch float64 `json:"mean_batch_size,omitempty"`
+	// The floor at the same rate in the same run (floor.go): a direct
+	// writer's commit-to-acknowledgement percentiles.
+	FloorP50 float64 `json:"floor_p50_seconds,omitempty"`
+	FloorP95 float64 `json:"floor_p95_seconds,omitempty"`
+	FloorP99 float64 `json:"floor_p99_seconds,omitempty"`
 }
 
 // Targets: at 100 rows/s p50 <= 10 ms and p99 <= 25 ms; at 1,000 rows/s
@@ -58,7 +63,7 @@ func (f *freshResult) rows() []row {
 			st = s
 		}
 	}
-	return []row{{
+	rows := []row{{
 		Section: "freshness",
 		Measure: fmt.Sprintf("commit -> Weaviate ack at %s rows/s (1 row/tx, %.0f s, %s samples, achieved %.0f rows/s)",
 			thousands(int64(f.Rate)), f.Seconds, thousands(int64(f.Samples)), f.AchievedRate),
@@ -66,6 +71,19 @@ func (f *freshResult) rows() []row {
 		Target: target,
 		Status: st,
 	}}
+	if f.FloorP99 > 0 {
+		ratio := f.P99 / f.FloorP99
+		fst := status(ratio, 1.25, false)
+		rows = append(rows, row{
+			Section: "freshness",
+			Measure: fmt.Sprintf("vs the floor at %s rows/s (a direct writer: own slot, no state, no embedding; same run)", thousands(int64(f.Rate))),
+			Value: fmt.Sprintf("floor p50 %s, p95 %s, p99 %s; pipeline/floor p50 %.2fx, p95 %.2fx, p99 %.2fx",
+				ms(f.FloorP50), ms(f.FloorP95), ms(f.FloorP99), f.P50/f.FloorP50, f.P95/f.FloorP95, ratio),
+			Target: "p99 <= 1.25x the floor's",
+			Status: fst,
+		})
+	}
+	return rows
 }
 
 // freshness holds steady write rates against the in-process connector and
@@ -136,6 +154,13 @@ func (b *bench) freshness(ctx context.Context) error {
 		if bs := stageMeans(batchBefore, ip.gatherHistogram("cdc_indexer_batch_size", ""))[""]; bs.Count > 0 {
 			f.MeanBatch = bs.MeanMS / 1000 // the helper scales by 1000
 		}
+		floor, err := b.floor(ctx, rate, &nextID) // floor.go
+		if err != nil {
+			return fmt.Errorf("freshness floor at %d rows/s: %w", rate, err)
+		}
+		floor = sortedCopy(floor)
+		f.FloorP50, f.FloorP95, f.FloorP99 = percentile(floor, 50), percentile(floor, 95), percentile(floor, 99)
+		logf("freshness floor at %d rows/s: p50 %s p95 %s p99 %s over %d samples", rate, ms(f.FloorP50), ms(f.FloorP95), ms(f.FloorP99), len(floor))
 		b.res.Freshness = append(b.res.Freshness, f)
 		logf("freshness at %d rows/s (achieved %.0f): p50 %s p95 %s p99 %s max %s over %d samples; commit to reader p50 %s p99 %s; mean batch %.1f, stages %v",
 			rate, f.AchievedRate, ms(f.P50), ms(f.P95), ms(f.P99), ms(f.Max), f.Samples, ms(f.ReceivedP50), ms(f.ReceivedP99), f.MeanBatch, f.Stages)
