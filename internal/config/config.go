@@ -24,7 +24,9 @@ type Config struct {
 // Reindex tunes zero-downtime reindexes (docs/reindex.md).
 type Reindex struct {
 	// Retention is how long a version that was switched away from is kept
-	// (not updated any more) before it is deleted; 0 deletes it at once.
+	// (not updated any more) before it is deleted; never less than 5s
+	// (indexer.minRetention), for queries that resolved the alias before it
+	// moved.
 	Retention time.Duration `mapstructure:"retention"`
 }
 

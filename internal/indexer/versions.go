@@ -181,7 +181,7 @@ func (v *versions) take(ctx context.Context, sit reindex.Situation, step reindex
 		}
 		return v.ensureCollection(ctx, ver)
 	case reindex.StepFinishSwitch:
-		return st.RecordSwitch(ctx, name, v.cfg.Reindex.Retention)
+		return st.RecordSwitch(ctx, name, v.retention())
 	case reindex.StepAliasToFilling:
 		if err := v.ensureCollection(ctx, *sit.Filling); err != nil {
 			return err
@@ -424,6 +424,18 @@ func (v *versions) ensureCollection(ctx context.Context, ver reindex.Version) er
 	return v.env.State.SaveCollectionModel(ctx, state.CollectionModel{Collection: ver.Physical, ModelID: EmbeddingModelID(emb), Dimensions: embeddingDimensions(emb)})
 }
 
+// minRetention is the least time a replaced version is kept: a query that
+// resolved the alias just before it moved is still reading the old version
+// (and so may a cluster node the alias change has not reached yet).
+// Deleting that version at once makes such a query fail with "class not
+// found" (the reindex tests' readers saw exactly that).
+const minRetention = 5 * time.Second
+
+// retention is how long a replaced version is kept.
+func (v *versions) retention() time.Duration {
+	return max(v.cfg.Reindex.Retention, minRetention)
+}
+
 // serve is the running connector's part, called from the backfiller's
 // loop while it holds the slot's lock: start requested reindexes, switch
 // versions whose fill is done, ask again for failed backfills, and delete
@@ -531,12 +543,12 @@ func (v *versions) switchTo(ctx context.Context, serving, filling reindex.Versio
 	} else if err := v.env.Sink.PointAlias(ctx, name, filling.Physical); err != nil {
 		return err
 	}
-	if err := v.env.State.RecordSwitch(ctx, name, v.cfg.Reindex.Retention); err != nil {
+	if err := v.env.State.RecordSwitch(ctx, name, v.retention()); err != nil {
 		return err
 	}
 	v.pipe.RetireCollection(serving.Physical)
 	v.log.Info().Str("collection", name).Str("serving", filling.Physical).Str("retired", serving.Physical).
-		Dur("retention", v.cfg.Reindex.Retention).Msg("reindex done: the alias points at the new version")
+		Dur("retention", v.retention()).Msg("reindex done: the alias points at the new version")
 	return nil
 }
 
