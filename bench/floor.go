@@ -34,6 +34,9 @@ type directWriter struct {
 	gen     rowGen
 	samples sampleSet
 	n       atomic.Int64
+	// requests and their total time, for the mean batch and latency.
+	requests atomic.Int64
+	sendNS   atomic.Int64
 }
 
 // floor measures the direct writer at rate for the freshness section's
@@ -116,6 +119,10 @@ func (b *bench) floor(ctx context.Context, rate int, nextID *atomic.Int64) ([]fl
 		return nil, err
 	}
 	samples := d.samples.stop()
+	if r := d.requests.Load(); r > 0 {
+		logf("freshness floor at %d rows/s: %d requests, mean batch %.1f, mean request %.1f ms", rate, r,
+			float64(d.n.Load())/float64(r), float64(d.sendNS.Load())/float64(r)/1e6)
+	}
 	cancel()
 	wg.Wait()
 	return samples, nil
@@ -229,7 +236,10 @@ func (d *directWriter) send(ctx context.Context, in <-chan floorItem) error {
 		for i, it := range batch {
 			objs[i] = it.obj
 		}
+		sent := time.Now()
 		resp, err := client.Batch().ObjectsBatcher().WithObjects(objs...).Do(ctx)
+		d.requests.Add(1)
+		d.sendNS.Add(int64(time.Since(sent)))
 		if ctx.Err() != nil {
 			return nil
 		}
