@@ -16,7 +16,6 @@ import (
 	tiktokenassets "github.com/pkoukk/tiktoken-go-loader/assets"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/openaitest"
-	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	docload "github.com/cdc-indexer/cdc-indexer/internal/workload"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -317,23 +316,9 @@ func TestProviderNoneWritesTextOnly(t *testing.T) {
 // alone, the connector sends none.
 func TestProviderNoneWithWeaviateVectorizer(t *testing.T) {
 	srv := fakeProvider(t, openaitest.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	wv, err := testenv.StartWeaviate(ctx, testenv.WeaviateOptions{Env: []string{
-		"ENABLE_MODULES=text2vec-openai", "OPENAI_APIKEY=sk-weaviate",
-		"TIKTOKEN_CACHE_DIR=" + offlineTiktokenCache(t),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if b, err := os.ReadFile(wv.LogPath()); err == nil {
-				t.Logf("weaviate log:\n%s", tail(string(b), 6000))
-			}
-		}
-		wv.Close()
-	})
+	ctx := context.Background()
+	wv := privateWeaviate(t, "ENABLE_MODULES=text2vec-openai", "OPENAI_APIKEY=sk-weaviate",
+		"TIKTOKEN_CACHE_DIR="+offlineTiktokenCache(t))
 	h := newPrivateHarness(t, nil, wv, articlesSchema, articles())
 	h.setSection("embedding", map[string]any{
 		"provider": "none", "dimensions": fakeDims, "vectorizer": "text2vec-openai",

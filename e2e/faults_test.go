@@ -335,11 +335,7 @@ func TestFaultKill9Repeated(t *testing.T) {
 // not ready meanwhile, and catches up once Weaviate is back.
 func TestFaultWeaviateDown(t *testing.T) {
 	ctx := context.Background()
-	wv, err := testenv.StartWeaviate(ctx, testenv.WeaviateOptions{})
-	if err != nil {
-		t.Fatalf("TEST ENVIRONMENT UNAVAILABLE: %v", err)
-	}
-	t.Cleanup(func() { wv.Close() })
+	wv := privateWeaviate(t)
 	h := newPrivateHarness(t, nil, wv, articlesSchema, articles())
 	h.start()
 	h.seedArticles(1000)

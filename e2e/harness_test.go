@@ -70,6 +70,28 @@ func newHarness(t *testing.T, schema string, maps ...mapping) *harness {
 }
 
 // newHarnessAt is newHarness on the given database and Weaviate (see
+// privateWeaviate starts a Weaviate of the test's own with extra
+// environment (KEY=VALUE), stopped at cleanup; its log is shown when the
+// test failed. A Weaviate that cannot start fails the test loudly.
+func privateWeaviate(t *testing.T, env ...string) *testenv.WeaviateServer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	wv, err := testenv.StartWeaviate(ctx, testenv.WeaviateOptions{Env: env})
+	if err != nil {
+		t.Fatalf("TEST ENVIRONMENT UNAVAILABLE: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if b, err := os.ReadFile(wv.LogPath()); err == nil {
+				t.Logf("weaviate log:\n%s", tail(string(b), 6000))
+			}
+		}
+		wv.Close()
+	})
+	return wv
+}
+
 // newPrivateHarness).
 func newHarnessAt(t *testing.T, dsn, url, grpc, schema string, maps ...mapping) *harness {
 	t.Helper()

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 )
 
 // A known workload shows up in /metrics exactly: every change received,
@@ -148,11 +146,7 @@ func TestWaitReadsYourWrites(t *testing.T) {
 // back; /healthz answers 200 throughout.
 func TestReadyzFollowsDependencies(t *testing.T) {
 	ctx := context.Background()
-	ws, err := testenv.StartWeaviate(ctx, testenv.WeaviateOptions{})
-	if err != nil {
-		t.Fatalf("TEST ENVIRONMENT UNAVAILABLE: %v", err)
-	}
-	t.Cleanup(func() { ws.Close() })
+	ws := privateWeaviate(t)
 	h := newHarness(t, articlesSchema, articles())
 	h.cfg.Weaviate.URL, h.cfg.Weaviate.GRPC = ws.URL(), ws.GRPC()
 	h.start()

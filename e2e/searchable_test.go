@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +11,6 @@ import (
 	pb "github.com/weaviate/weaviate/grpc/generated/protocol/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 )
 
 // TestWaitSearchableWithAsyncIndexing: against a Weaviate that indexes
@@ -24,18 +21,7 @@ import (
 func TestWaitSearchableWithAsyncIndexing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	wv, err := testenv.StartWeaviate(ctx, testenv.WeaviateOptions{Env: []string{"ASYNC_INDEXING=true"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			if b, err := os.ReadFile(wv.LogPath()); err == nil {
-				t.Logf("weaviate log:\n%s", tail(string(b), 4000))
-			}
-		}
-		wv.Close()
-	})
+	wv := privateWeaviate(t, "ASYNC_INDEXING=true")
 	h := newPrivateHarness(t, nil, wv, articlesSchema, articles())
 	h.start()
 	seedArticles(h, 5000)

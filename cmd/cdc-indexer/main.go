@@ -10,9 +10,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
+	"github.com/cdc-indexer/cdc-indexer/internal/logging"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 )
 
@@ -93,6 +95,17 @@ func noArgs(cmd *cobra.Command, args []string) error {
 
 // loadConfig reads the file named by --config or CDC_INDEXER_CONFIG and
 // validates it, so that a bad config fails before anything connects.
+// loadConfigAndLogger is loadConfig plus the logger log.level and
+// log.format ask for, writing to the command's stderr.
+func loadConfigAndLogger(cmd *cobra.Command) (*config.Config, zerolog.Logger, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, zerolog.Nop(), err
+	}
+	log, err := logging.New(cfg.Log.Level, cfg.Log.Format, cmd.ErrOrStderr())
+	return cfg, log, err
+}
+
 func loadConfig(cmd *cobra.Command) (*config.Config, error) {
 	path, err := cmd.Flags().GetString("config")
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
-	"github.com/cdc-indexer/cdc-indexer/internal/logging"
 )
 
 func newReindexCmd() *cobra.Command {
@@ -31,11 +30,7 @@ Exits 0 once every rebuilt collection serves.`,
   cdc-indexer reindex --config config.yaml --dry-run   # rows, tokens and cost of the rebuild`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := logging.New(cfg.Log.Level, cfg.Log.Format, cmd.ErrOrStderr())
+			cfg, log, err := loadConfigAndLogger(cmd)
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
-	"github.com/cdc-indexer/cdc-indexer/internal/logging"
 )
 
 // runIndexer is indexer.Run and runStandby indexer.RunStandby; tests
@@ -38,11 +37,7 @@ and takes the slot over within seconds of the holder ending.`,
   CDC_INDEXER_CONFIG=config.yaml CDC_INDEXER_POSTGRES_DSN=postgres://... cdc-indexer run`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			log, err := logging.New(cfg.Log.Level, cfg.Log.Format, cmd.ErrOrStderr())
+			cfg, log, err := loadConfigAndLogger(cmd)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
-	"github.com/cdc-indexer/cdc-indexer/internal/logging"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/internal/verify"
 )
@@ -41,11 +40,7 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
   cdc-indexer verify --config config.yaml --repair`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
-			if err != nil {
-				return exitError{code: 2, err: err}
-			}
-			log, err := logging.New(cfg.Log.Level, cfg.Log.Format, cmd.ErrOrStderr())
+			cfg, log, err := loadConfigAndLogger(cmd)
 			if err != nil {
 				return exitError{code: 2, err: err}
 			}

@@ -78,6 +78,12 @@ func (p *Pipeline) Backfill(ctx context.Context, t *Table, rows []BackfillRow, a
 			return p.stopErr()
 		}
 	}
+	return p.awaitRows(ctx, &wg)
+}
+
+// awaitRows waits until the rows counted in wg, queued on the backfill
+// lane, were applied (each item's Done), or the pipeline or ctx stopped.
+func (p *Pipeline) awaitRows(ctx context.Context, wg *sync.WaitGroup) error {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {

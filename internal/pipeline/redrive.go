@@ -48,16 +48,7 @@ func (p *Pipeline) Redrive(ctx context.Context, letters []state.DeadLetter, at p
 			return p.stopErr()
 		}
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.stopped:
-		return p.stopErr()
-	}
+	return p.awaitRows(ctx, &wg)
 }
 
 func (p *Pipeline) tableFor(collection, sourceTable string) *Table {
