@@ -148,8 +148,7 @@ func TestDeleteLoopsPastQueryMaximum(t *testing.T) {
 
 	// Shrinking the big row deletes 699 surplus chunks: more than one call.
 	shrunk := testDoc(coll, "public.a", "big", 2, 4, "small")
-	shrunk.PreviousChunkCount = 700
-	if err := w.Write(ctx, []*transform.Document{shrunk}); err != nil {
+	if err := w.Replace(ctx, []*transform.Document{shrunk}, []int{700}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := w.Count(ctx, coll, "public.a"); err != nil || n != 2501 {

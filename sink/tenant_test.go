@@ -53,8 +53,8 @@ func TestTenantsScopeWritesReadsAndDeletes(t *testing.T) {
 
 	// Shrinking row 1 in acme prunes only acme's surplus chunk.
 	shrunk := testDoc(coll, testTable, "1", 2, 4, "a0")
-	shrunk.Tenant, shrunk.PreviousChunkCount = "acme", 2
-	if err := w.Write(ctx, []*transform.Document{shrunk}); err != nil {
+	shrunk.Tenant = "acme"
+	if err := w.Replace(ctx, []*transform.Document{shrunk}, []int{2}); err != nil {
 		t.Fatal(err)
 	}
 	if got := where(); len(got["acme"]) != 1 || len(got["beta"]) != 2 {

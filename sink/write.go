@@ -23,16 +23,27 @@ type batch struct {
 }
 
 // Write upserts every chunk of every document as one object under its
+// deterministic ID: Replace for rows that had no objects before.
+func (w *Weaviate) Write(ctx context.Context, docs []*transform.Document) error {
+	return w.Replace(ctx, docs, nil)
+}
+
+// Replace upserts every chunk of every document as one object under its
 // deterministic ID, then removes the objects of chunks past each document's
-// new chunk count (PreviousChunkCount > len(Chunks)). The upserts go first so
+// new chunk count: previous[i] is how many chunks docs[i]'s row had before
+// (0 when previous is nil), transform.UnknownChunkCount when that is not
+// known (the row's objects are then looked up). The upserts go first so
 // that a row never has no objects.
 //
 // Objects Weaviate rejects are returned as a *WriteError listing each
 // rejected object; everything else is stored. A request that keeps failing
 // (Weaviate unreachable) returns a wrapped error after bounded retries;
-// Write is idempotent, so the caller may simply call it again.
-func (w *Weaviate) Write(ctx context.Context, docs []*transform.Document) error {
-	docs, prev := dedupe(docs)
+// Replace is idempotent, so the caller may simply call it again.
+func (w *Weaviate) Replace(ctx context.Context, docs []*transform.Document, previous []int) error {
+	if previous != nil && len(previous) != len(docs) {
+		return fmt.Errorf("sink: %d previous chunk counts for %d documents", len(previous), len(docs))
+	}
+	docs, prev := dedupe(docs, previous)
 	if len(docs) == 0 {
 		return nil
 	}
@@ -331,7 +342,13 @@ func objectFailure(r *models.ObjectsGetResponse) (string, bool) {
 // dedupe keeps the last of several documents of the same row, and returns
 // for each kept document how many chunks the row may have had before this
 // call (so that chunks written by an earlier duplicate are removed too).
-func dedupe(docs []*transform.Document) ([]*transform.Document, []int) {
+func dedupe(docs []*transform.Document, previous []int) ([]*transform.Document, []int) {
+	before := func(i int) int {
+		if previous == nil {
+			return 0
+		}
+		return previous[i]
+	}
 	prev := make([]int, 0, len(docs))
 	type key struct{ c, t, k string }
 	var idx map[key]int
@@ -339,19 +356,19 @@ func dedupe(docs []*transform.Document) ([]*transform.Document, []int) {
 		idx = make(map[key]int, len(docs))
 	}
 	out := docs[:0:0]
-	for _, d := range docs {
+	for j, d := range docs {
 		if d == nil {
 			continue
 		}
 		if idx == nil {
 			out = append(out, d)
-			prev = append(prev, d.PreviousChunkCount)
+			prev = append(prev, before(j))
 			continue
 		}
 		k := key{d.Collection, d.SourceTable, d.SourceKey}
 		if i, ok := idx[k]; ok {
-			p := max(prev[i], len(out[i].Chunks), d.PreviousChunkCount)
-			if prev[i] == transform.UnknownChunkCount || d.PreviousChunkCount == transform.UnknownChunkCount {
+			p := max(prev[i], len(out[i].Chunks), before(j))
+			if prev[i] == transform.UnknownChunkCount || before(j) == transform.UnknownChunkCount {
 				p = transform.UnknownChunkCount
 			}
 			out[i] = d
@@ -360,7 +377,7 @@ func dedupe(docs []*transform.Document) ([]*transform.Document, []int) {
 		}
 		idx[k] = len(out)
 		out = append(out, d)
-		prev = append(prev, d.PreviousChunkCount)
+		prev = append(prev, before(j))
 	}
 	return out, prev
 }

@@ -100,9 +100,8 @@ func TestWriteUpsertsAndShrinks(t *testing.T) {
 	// Shrink row 1 to one chunk: chunks 1 and 2 go; replaying is harmless.
 	lsn2, _ := pglogrepl.ParseLSN("1/A0")
 	shrunk := testDoc(coll, testTable, "1", lsn2, 8, "abc")
-	shrunk.PreviousChunkCount = 3
 	for i := 0; i < 2; i++ {
-		if err := w.Write(ctx, []*transform.Document{shrunk}); err != nil {
+		if err := w.Replace(ctx, []*transform.Document{shrunk}, []int{3}); err != nil {
 			t.Fatalf("Write shrunk: %v", err)
 		}
 	}
@@ -135,10 +134,8 @@ func TestWriteDuplicateRowsInOneCall(t *testing.T) {
 	// Two updates of one row in one call: 3 -> 1 -> 2 chunks. The second
 	// only knows of one previous chunk, yet chunk 2 must go.
 	u1 := testDoc(coll, testTable, "k", 2, 4, "x")
-	u1.PreviousChunkCount = 3
 	u2 := testDoc(coll, testTable, "k", 3, 4, "y", "z")
-	u2.PreviousChunkCount = 1
-	if err := w.Write(ctx, []*transform.Document{u1, u2}); err != nil {
+	if err := w.Replace(ctx, []*transform.Document{u1, u2}, []int{3, 1}); err != nil {
 		t.Fatal(err)
 	}
 	objs, err := w.Objects(ctx, coll, testTable)
@@ -429,10 +426,8 @@ func TestWriteShrinksWithUnknownPreviousCount(t *testing.T) {
 	}
 	lsn2, _ := pglogrepl.ParseLSN("0/200")
 	a := testDoc(coll, testTable, "7", lsn2, 8, "ab")
-	a.PreviousChunkCount = transform.UnknownChunkCount
 	b := testDoc(coll, testTable, "8", lsn2, 8, "xy")
-	b.PreviousChunkCount = transform.UnknownChunkCount
-	if err := w.Write(ctx, []*transform.Document{a, b}); err != nil {
+	if err := w.Replace(ctx, []*transform.Document{a, b}, []int{transform.UnknownChunkCount, transform.UnknownChunkCount}); err != nil {
 		t.Fatalf("Write with unknown previous count: %v", err)
 	}
 	objs, err := w.Objects(ctx, coll, testTable)

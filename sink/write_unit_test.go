@@ -15,15 +15,11 @@ import (
 
 func TestDedupeKeepsLastAndWidestPrevious(t *testing.T) {
 	a1 := testDoc("C", "s.t", "a", 1, 0, "1", "2", "3", "4", "5")
-	a1.PreviousChunkCount = 2
 	b := testDoc("C", "s.t", "b", 1, 0, "1")
-	b.PreviousChunkCount = 3
 	a2 := testDoc("C", "s.t", "a", 2, 0, "1")
-	a2.PreviousChunkCount = 5
 	a3 := testDoc("C", "s.t", "a", 3, 0, "1", "2")
-	a3.PreviousChunkCount = 1
 	other := testDoc("D", "s.t", "a", 3, 0, "1")
-	docs, prev := dedupe([]*transform.Document{a1, b, nil, a2, a3, other})
+	docs, prev := dedupe([]*transform.Document{a1, b, nil, a2, a3, other}, []int{2, 3, 0, 5, 1, 0})
 	if len(docs) != 3 || docs[0] != a3 || docs[1] != b || docs[2] != other {
 		t.Fatalf("docs = %v", docs)
 	}

@@ -18,16 +18,13 @@ type Document struct {
 	// collection without tenants.
 	Tenant string
 	Chunks []Chunk
-	// PreviousChunkCount is how many chunks the row had before this write, as
-	// far as the connector knows; the sink removes chunks past len(Chunks).
-	// UnknownChunkCount makes the sink look the row's objects up instead.
-	PreviousChunkCount int
 }
 
-// UnknownChunkCount is a PreviousChunkCount for a row whose objects in
-// Weaviate may be ahead of the recorded state: after a crash between
-// Weaviate's acknowledgement and the state update, a replayed change must
-// not trust the recorded count, or a shrunken document keeps stale chunks.
+// UnknownChunkCount is how many chunks a row had before a write when its
+// objects in Weaviate may be ahead of the recorded state: after a crash
+// between Weaviate's acknowledgement and the state update, a replayed
+// change must not trust the recorded count, or a shrunken document keeps
+// stale chunks. The sink then looks the row's objects up.
 const UnknownChunkCount = -1
 
 // Chunk is one piece of a Document's text with its vector.

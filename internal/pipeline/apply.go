@@ -92,7 +92,8 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	}
 
 	var writes []*transform.Document
-	var writeAt []int // index in items of each write
+	var writeAt []int                     // index in items of each write
+	prevChunks := make([]int, len(items)) // by index in items: the row's chunks before (plan.go)
 	var removes []string
 	var removedAt []int // index in items of each removal
 	// Removals by tenant: where the state says a row's objects are, or ""
@@ -135,7 +136,7 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 			skippedOps = append(skippedOps, it.op)
 			continue
 		}
-		doc.PreviousChunkCount = plan.prevChunks
+		prevChunks[i] = plan.prevChunks
 		if plan.removeFrom != nil {
 			removeFrom.add(*plan.removeFrom, keys[i])
 		}
@@ -154,7 +155,11 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	writeStart := time.Now()
 	if len(writes) > 0 {
 		p.metrics.ObserveStage(metrics.StageEmbed, embedStart)
-		if err := p.sink.Write(ctx, writes); err != nil {
+		previous := make([]int, len(writes))
+		for j, i := range writeAt {
+			previous[j] = prevChunks[i]
+		}
+		if err := p.sink.Replace(ctx, writes, previous); err != nil {
 			p.metrics.WriteErrors.Inc()
 			if writes, writeAt, err = rejectedWrites(err, writes, writeAt, failed); err != nil {
 				return fmt.Errorf("write to weaviate: %w", err)

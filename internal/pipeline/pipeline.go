@@ -25,7 +25,10 @@ import (
 
 // Sink is where documents go: Weaviate in production.
 type Sink interface {
-	Write(ctx context.Context, docs []*transform.Document) error
+	// Replace writes docs' chunks and removes each row's chunks past its
+	// new count; previous[i] is how many chunks docs[i]'s row had
+	// (transform.UnknownChunkCount: not known, to be looked up).
+	Replace(ctx context.Context, docs []*transform.Document, previous []int) error
 	// Delete removes the rows' objects from tenant, or from every tenant
 	// of the collection when tenant is "" (also a collection without any).
 	Delete(ctx context.Context, collection, tenant, sourceTable string, keys []string) error

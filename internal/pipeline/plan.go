@@ -65,7 +65,7 @@ type writeFacts struct {
 // writePlan is what a rendered row does.
 type writePlan struct {
 	skip bool // unchanged document: nothing to embed or write
-	// prevChunks is Document.PreviousChunkCount: the sink prunes the
+	// prevChunks is the row's previous chunk count for Sink.Replace: it prunes the
 	// row's chunks from the new count up to it, or finds them by query
 	// when it is transform.UnknownChunkCount.
 	prevChunks int
