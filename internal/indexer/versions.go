@@ -492,6 +492,13 @@ func (v *versions) serveCollection(ctx context.Context, name string) error {
 		v.pipe.AddTables(tables)
 		return v.requestBackfills(ctx, *filling)
 	}
+	if !slices.ContainsFunc(v.pipe.Tables(), func(t *pipeline.Table) bool { return t.Collection == filling.Physical }) {
+		// Another instance's fill: a standby started with a changed
+		// configuration records it before it takes the slot over, and
+		// fills and switches it then. This one neither asks for its
+		// backfills again nor switches to it.
+		return nil
+	}
 	statuses, err := v.store.Requests(ctx, filling.Backfills)
 	if err != nil {
 		return err
