@@ -11,11 +11,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/embedcache"
 	"github.com/cdc-indexer/cdc-indexer/internal/indexer"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
-	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // inproc is the connector run inside the benchmark through the very
@@ -102,7 +102,7 @@ func (a *ackRecorder) stop() []float64 {
 // it streams. wrap, when set, wraps the embedder (to count what is sent to
 // it) unless the embedder is the embedding cache, which reports its own
 // usage to cdc_indexer_embedding_tokens_total: a wrapper would hide that.
-func startInproc(ctx context.Context, cfgPath string, wrap func(transform.Embedder) transform.Embedder) (*inproc, error) {
+func startInproc(ctx context.Context, cfgPath string, wrap func(embedding.Embedder) embedding.Embedder) (*inproc, error) {
 	cfg, err := config.Load(cfgPath)
 	if err == nil {
 		err = cfg.Validate()
@@ -127,7 +127,7 @@ func startInproc(ctx context.Context, cfgPath string, wrap func(transform.Embedd
 		Ready: func() { close(ready) },
 	}
 	if wrap != nil {
-		opts.WrapEmbedder = func(e transform.Embedder) transform.Embedder {
+		opts.WrapEmbedder = func(e embedding.Embedder) embedding.Embedder {
 			if _, metered := e.(*embedcache.Embedder); metered {
 				return e
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -17,7 +18,7 @@ import (
 // countingEmbedder counts the texts and cl100k_base tokens the pipeline
 // hands to the embedder.
 type countingEmbedder struct {
-	transform.Embedder
+	embedding.Embedder
 	texts, tokens atomic.Int64
 }
 
@@ -91,7 +92,7 @@ func (b *bench) cost(ctx context.Context) error {
 		return err
 	}
 	var counter *countingEmbedder
-	wrap := func(e transform.Embedder) transform.Embedder {
+	wrap := func(e embedding.Embedder) embedding.Embedder {
 		counter = &countingEmbedder{Embedder: e}
 		return counter
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync/atomic"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
@@ -16,7 +17,7 @@ import (
 type fakeOpenAI struct {
 	srv      *http.Server
 	ln       net.Listener
-	emb      *transform.HashEmbedder
+	emb      *embedding.HashEmbedder
 	requests atomic.Int64
 	inputs   atomic.Int64
 	tokens   atomic.Int64 // cl100k_base tokens of the inputs
@@ -27,7 +28,7 @@ func startFakeOpenAI(dims int) (*fakeOpenAI, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &fakeOpenAI{ln: ln, emb: transform.NewHashEmbedder(dims)}
+	f := &fakeOpenAI{ln: ln, emb: embedding.NewHashEmbedder(dims)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/embeddings", f.embeddings)
 	f.srv = &http.Server{Handler: mux}

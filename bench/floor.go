@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/weaviate/weaviate/entities/models"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -65,7 +66,7 @@ func (b *bench) floor(ctx context.Context, rate int, nextID *atomic.Int64) ([]fl
 	total := int(float64(rate) * b.o.FreshFor.Seconds())
 	first := nextID.Load() + 1
 	d := &directWriter{w: w, coll: coll, gen: gen, vectors: map[int64][]float32{}}
-	emb := transform.NewHashEmbedder(384)
+	emb := embedding.NewHashEmbedder(384)
 	for id := first; id < first+int64(total)+50; id++ {
 		r := gen.row(id)
 		v, err := emb.Embed(ctx, []string{r[1].(string) + "\n\n" + r[2].(string)})

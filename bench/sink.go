@@ -9,6 +9,7 @@ import (
 
 	"github.com/weaviate/weaviate/entities/models"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -140,7 +141,7 @@ func benchCollectionSpec(name string) sink.CollectionSpec {
 // plainObjects builds, untimed, the objects the connector would write for
 // rows first..first+n-1: same properties, text and 384-dim vectors.
 func plainObjects(ctx context.Context, coll string, gen rowGen, first int64, n int) ([]*models.Object, error) {
-	emb := transform.NewHashEmbedder(384)
+	emb := embedding.NewHashEmbedder(384)
 	objs := make([]*models.Object, 0, n)
 	const chunk = 512
 	texts := make([]string, 0, chunk)

@@ -15,6 +15,7 @@ import (
 
 	tiktokenassets "github.com/pkoukk/tiktoken-go-loader/assets"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/openaitest"
 	docload "github.com/cdc-indexer/cdc-indexer/internal/workload"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -37,7 +38,7 @@ func fakeProvider(t *testing.T, opts openaitest.Options) *openaitest.Server {
 // the fake provider computes for its text.
 func (h *harness) requireProviderVectors(m mapping) {
 	h.t.Helper()
-	ref := transform.NewHashEmbedder(fakeDims)
+	ref := embedding.NewHashEmbedder(fakeDims)
 	n := 0
 	for key, chunks := range h.indexed(m) {
 		for _, c := range chunks {

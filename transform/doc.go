@@ -1,11 +1,9 @@
 // Package transform turns replicated rows into what lands in Weaviate: it
 // renders each row's document from the table's template (Renderer), computes
 // the content hash that lets unchanged rows be skipped (ContentHash), splits
-// documents into token-bounded chunks (Chunker, CountTokens), and provides
-// the embedders: the built-in offline one (HashEmbedder) and the client of
-// OpenAI-compatible embedding APIs (OpenAIEmbedder). It needs no database,
-// and only OpenAIEmbedder uses the network: tests build connector.Row values
-// by hand.
+// documents into token-bounded chunks (Chunker, CountTokens). Turning chunks
+// into vectors is package embedding's job. It needs no database and no
+// network: tests build connector.Row values by hand.
 //
 // # Templates
 //
@@ -34,11 +32,4 @@
 // yields the same tokens as tiktoken-go (checked by differential tests) but
 // also token offsets, and runs in O(n log n) even on pathological input such
 // as one long run of letters. See Chunker for the splitting rules.
-//
-// # Hash embedder
-//
-// HashEmbedder is lexical, not semantic: it places texts that share words
-// and spellings near each other, but knows nothing of meaning (synonyms and
-// translations are not close). It exists so the indexer works offline and
-// deterministically; use a real embedding model for semantic search.
 package transform

@@ -495,3 +495,17 @@ func (h *mergeHeap) pop() mergeItem {
 	*h = s
 	return top
 }
+
+// TruncateTokens returns the longest prefix of text that holds at most n
+// cl100k_base tokens of text's own tokenization, cut at a token boundary
+// (moved back to a character boundary when a token ends inside one).
+func TruncateTokens(text string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	ends := mustCL100k().tokenEnds(text, nil)
+	if len(ends) <= n {
+		return text
+	}
+	return text[:runeFloor(text, ends[n-1])]
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
@@ -68,10 +69,10 @@ type Usage struct {
 	Stored int     // of Hits, those found in the persistent layer
 }
 
-// Embedder is a transform.Embedder that answers from the cache what it can
+// Embedder is a embedding.Embedder that answers from the cache what it can
 // and sends the rest to the embedder it wraps.
 type Embedder struct {
-	inner transform.Embedder
+	inner embedding.Embedder
 	opts  Options
 	mem   *lru
 
@@ -80,7 +81,7 @@ type Embedder struct {
 }
 
 // Wrap puts a cache in front of inner.
-func Wrap(inner transform.Embedder, opts Options) *Embedder {
+func Wrap(inner embedding.Embedder, opts Options) *Embedder {
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = 5 * time.Minute
 	}
@@ -92,7 +93,7 @@ func Wrap(inner transform.Embedder, opts Options) *Embedder {
 }
 
 // Inner is the wrapped embedder.
-func (e *Embedder) Inner() transform.Embedder { return e.inner }
+func (e *Embedder) Inner() embedding.Embedder { return e.inner }
 
 // ModelID is the wrapped embedder's.
 func (e *Embedder) ModelID() string { return e.inner.ModelID() }
@@ -101,8 +102,8 @@ func (e *Embedder) ModelID() string { return e.inner.ModelID() }
 func (e *Embedder) Dimensions() int { return e.inner.Dimensions() }
 
 // SetObserver passes o to the wrapped embedder when it takes one.
-func (e *Embedder) SetObserver(o transform.EmbedObserver) {
-	if s, ok := e.inner.(interface{ SetObserver(transform.EmbedObserver) }); ok {
+func (e *Embedder) SetObserver(o embedding.EmbedObserver) {
+	if s, ok := e.inner.(interface{ SetObserver(embedding.EmbedObserver) }); ok {
 		s.SetObserver(o)
 	}
 }
@@ -113,9 +114,9 @@ func (e *Embedder) Embed(ctx context.Context, texts []string) ([][]float32, erro
 	return v, err
 }
 
-// EmbedUsage returns one vector per text like transform.Embedder.Embed,
+// EmbedUsage returns one vector per text like embedding.Embedder.Embed,
 // and what it cost. Texts the provider rejects come back as
-// transform.InputErrors with their positions in texts (every position of a
+// embedding.InputErrors with their positions in texts (every position of a
 // text that occurs more than once); the others are embedded and cached.
 func (e *Embedder) EmbedUsage(ctx context.Context, texts []string) ([][]float32, Usage, error) {
 	var u Usage
@@ -156,7 +157,7 @@ func (e *Embedder) EmbedUsage(ctx context.Context, texts []string) ([][]float32,
 		missing = rest
 	}
 
-	var rejected transform.InputErrors
+	var rejected embedding.InputErrors
 	if len(missing) > 0 {
 		send := make([]string, len(missing))
 		for j, k := range missing {
@@ -164,7 +165,7 @@ func (e *Embedder) EmbedUsage(ctx context.Context, texts []string) ([][]float32,
 			u.Tokens += transform.CountTokens(send[j])
 		}
 		vecs, err := e.inner.Embed(ctx, send)
-		inputErrs, partial := transform.AsInputErrors(err)
+		inputErrs, partial := embedding.AsInputErrors(err)
 		if err != nil && !partial {
 			return nil, u, err
 		}
@@ -195,7 +196,7 @@ func (e *Embedder) EmbedUsage(ctx context.Context, texts []string) ([][]float32,
 			}
 			for i, k := range keys {
 				if err, ok := badKeys[k]; ok {
-					rejected = append(rejected, &transform.InputError{Index: i, Err: err})
+					rejected = append(rejected, &embedding.InputError{Index: i, Err: err})
 				}
 			}
 		}

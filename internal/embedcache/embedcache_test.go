@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/embedcache"
 	"github.com/cdc-indexer/cdc-indexer/internal/openaitest"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
@@ -36,11 +37,11 @@ func newStore(t *testing.T) *state.Store {
 	return state.NewStore(pool, "cdc_indexer")
 }
 
-func newProvider(t *testing.T) (*openaitest.Server, *transform.OpenAIEmbedder) {
+func newProvider(t *testing.T) (*openaitest.Server, *embedding.OpenAIEmbedder) {
 	t.Helper()
 	srv := openaitest.New(openaitest.Options{})
 	t.Cleanup(srv.Close)
-	e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{
+	e, err := embedding.NewOpenAIEmbedder(embedding.OpenAIConfig{
 		BaseURL: srv.URL(), Model: "test-embed", Dimensions: dims, SendDimensions: true,
 		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	})
@@ -52,7 +53,7 @@ func newProvider(t *testing.T) (*openaitest.Server, *transform.OpenAIEmbedder) {
 
 func want(t *testing.T, texts []string) [][]float32 {
 	t.Helper()
-	v, err := transform.NewHashEmbedder(dims).Embed(context.Background(), texts)
+	v, err := embedding.NewHashEmbedder(dims).Embed(context.Background(), texts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestCacheWithRejectedInputs(t *testing.T) {
 	c := embedcache.Wrap(provider, embedcache.Options{MemoryBytes: 1 << 20})
 	texts := []string{"ok one", "POISON", "ok two", "POISON"}
 	got, u, err := c.EmbedUsage(context.Background(), texts)
-	ie, ok := transform.AsInputErrors(err)
+	ie, ok := embedding.AsInputErrors(err)
 	if !ok || !reflect.DeepEqual(ie.Indexes(), []int{1, 3}) {
 		t.Fatalf("error %v, want inputs 1 and 3 rejected", err)
 	}

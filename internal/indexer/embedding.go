@@ -7,19 +7,19 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/embedcache"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/sink"
-	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // buildEmbedder makes the configured provider's embedder; nil when
 // Weaviate vectorizes (provider none). It sends nothing.
-func buildEmbedder(c config.Embedding, log zerolog.Logger) (transform.Embedder, error) {
+func buildEmbedder(c config.Embedding, log zerolog.Logger) (embedding.Embedder, error) {
 	switch c.Provider {
 	case config.ProviderHash:
-		return transform.NewHashEmbedder(c.Dimensions), nil
+		return embedding.NewHashEmbedder(c.Dimensions), nil
 	case config.ProviderNone:
 		return nil, nil
 	case config.ProviderOpenAI:
@@ -30,7 +30,7 @@ func buildEmbedder(c config.Embedding, log zerolog.Logger) (transform.Embedder, 
 			}
 		}
 		l := log.With().Str("component", "embedding").Logger()
-		e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{
+		e, err := embedding.NewOpenAIEmbedder(embedding.OpenAIConfig{
 			BaseURL: c.BaseURL, Model: c.Model, Dimensions: c.Dimensions, SendDimensions: c.SendsDimensions(),
 			APIKey: key, Headers: c.Headers,
 			BatchSize: c.BatchSize, MaxBatchTokens: c.MaxBatchTokens, MaxInputTokens: c.MaxInputTokens,
@@ -56,7 +56,7 @@ func buildEmbedder(c config.Embedding, log zerolog.Logger) (transform.Embedder, 
 func EmbeddingModelID(c config.Embedding) string {
 	switch c.Provider {
 	case config.ProviderHash:
-		return transform.NewHashEmbedder(max(c.Dimensions, 1)).ModelID()
+		return embedding.NewHashEmbedder(max(c.Dimensions, 1)).ModelID()
 	case config.ProviderOpenAI:
 		return fmt.Sprintf("openai/%s/%d", c.Model, c.Dimensions)
 	}
@@ -78,7 +78,7 @@ func embeddingDimensions(c config.Embedding) int {
 // withCache puts the embedding cache in front of a provider that costs
 // money or time per call (openai). The hash embedder is cheaper to run than
 // to look up, so it stays as it is.
-func withCache(e transform.Embedder, c config.Embedding, st *state.Store, log zerolog.Logger) transform.Embedder {
+func withCache(e embedding.Embedder, c config.Embedding, st *state.Store, log zerolog.Logger) embedding.Embedder {
 	if e == nil || c.Provider != config.ProviderOpenAI {
 		return e
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
@@ -25,7 +26,7 @@ type Env struct {
 	Sink     *sink.Weaviate
 	Tables   []*pipeline.Table
 	Infos    []connector.TableInfo
-	Embedder transform.Embedder // nil when Weaviate vectorizes
+	Embedder embedding.Embedder // nil when Weaviate vectorizes
 	Chunker  *transform.Chunker
 	slot     string
 }
@@ -167,7 +168,7 @@ func ensureSlot(ctx context.Context, dsn, slot string, log zerolog.Logger) error
 	return nil
 }
 
-func newEmbedder(c config.Embedding, log zerolog.Logger) (transform.Embedder, error) {
+func newEmbedder(c config.Embedding, log zerolog.Logger) (embedding.Embedder, error) {
 	return buildEmbedder(c, log) // embedding.go
 }
 

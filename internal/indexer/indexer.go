@@ -13,11 +13,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/pipeline"
-	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // Run streams changes into Weaviate until ctx is cancelled, then stops
@@ -39,7 +39,7 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// WrapEmbedder, when set, wraps the configured embedder, to count or
 	// time what is sent to it.
-	WrapEmbedder func(transform.Embedder) transform.Embedder
+	WrapEmbedder func(embedding.Embedder) embedding.Embedder
 	// Received, when set, sees each change as the stream hands it to the
 	// pipeline (the first half of its freshness).
 	Received func(*connector.Change)

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
@@ -74,7 +75,7 @@ type Server struct {
 	poison   []string      // an input containing one of these is refused
 	delay    time.Duration // before every answer
 	hook     func(*Request) *Fault
-	embedder map[int]*transform.HashEmbedder
+	embedder map[int]*embedding.HashEmbedder
 }
 
 // New starts a server on 127.0.0.1; it stops when Close is called.
@@ -82,7 +83,7 @@ func New(opts Options) *Server {
 	if opts.Dimensions == 0 {
 		opts.Dimensions = 32
 	}
-	s := &Server{opts: opts, embedder: map[int]*transform.HashEmbedder{}}
+	s := &Server{opts: opts, embedder: map[int]*embedding.HashEmbedder{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
 	return s
 }
@@ -257,7 +258,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	e := s.embedder[dims]
 	if e == nil {
-		e = transform.NewHashEmbedder(dims)
+		e = embedding.NewHashEmbedder(dims)
 		s.embedder[dims] = e
 	}
 	s.mu.Unlock()

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
-	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // DeadLetterAttempts is how many times a batch is applied while some of its
@@ -50,7 +50,7 @@ func (p *Pipeline) Stalled() bool {
 		if co, ok := e.(interface{ CircuitOpen() bool }); ok {
 			return co.CircuitOpen()
 		}
-		w, ok := e.(interface{ Inner() transform.Embedder }) // a cache in front
+		w, ok := e.(interface{ Inner() embedding.Embedder }) // a cache in front
 		if !ok {
 			break
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -73,13 +74,13 @@ func TestRejectedWritesIsolatesRows(t *testing.T) {
 func TestDocsOfRejectedChunks(t *testing.T) {
 	writes, _ := docs("1", "2", "3") // chunks 0-1, 2-3, 4-5
 	writes[1].Chunks[0].Vector, writes[1].Chunks[1].Vector = nil, nil
-	err := fmt.Errorf("embed: %w", transform.InputErrors{{Index: 3, Err: errors.New("refused")}})
+	err := fmt.Errorf("embed: %w", embedding.InputErrors{{Index: 3, Err: errors.New("refused")}})
 	bad, ok := docsOfRejectedChunks(writes, err, true)
 	if !ok || len(bad) != 1 || bad[1] == nil {
 		t.Fatalf("bad = %v, ok %v", bad, ok)
 	}
 	// Out of range, or another document without vectors: bisect instead.
-	if _, ok := docsOfRejectedChunks(writes, transform.InputErrors{{Index: 6, Err: errors.New("x")}}, true); ok {
+	if _, ok := docsOfRejectedChunks(writes, embedding.InputErrors{{Index: 6, Err: errors.New("x")}}, true); ok {
 		t.Error("index past the chunks accepted")
 	}
 	writes[2].Chunks[0].Vector = nil

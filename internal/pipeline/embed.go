@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/embedcache"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -30,7 +31,7 @@ type usageRecorder interface {
 // embedders get at most EmbedBatch texts per call.
 //
 // When the provider rejects some inputs, the other documents get their
-// vectors and the returned error wraps transform.InputErrors, whose
+// vectors and the returned error wraps embedding.InputErrors, whose
 // indexes count the chunks of docs in order.
 func (p *Pipeline) chunkAndEmbed(ctx context.Context, t *Table, docs []*transform.Document) error {
 	enc := p.encoding(t)
@@ -58,7 +59,7 @@ func (p *Pipeline) chunkAndEmbed(ctx context.Context, t *Table, docs []*transfor
 		vecs, u, err := ue.EmbedUsage(ctx, texts)
 		p.recordUsage(ctx, docs[0].SourceTable, model, u)
 		if err != nil {
-			if ie, ok := transform.AsInputErrors(err); ok && len(vecs) == len(texts) {
+			if ie, ok := embedding.AsInputErrors(err); ok && len(vecs) == len(texts) {
 				for i, v := range vecs {
 					slots[i].Vector = v
 				}
@@ -116,8 +117,8 @@ func (p *Pipeline) recordUsage(ctx context.Context, table, model string, u embed
 
 // observeEmbedder sends the provider's requests, retries and circuit state
 // to the metrics, when the embedder reports them.
-func observeEmbedder(e transform.Embedder, m *metrics.Metrics) {
-	o, ok := e.(interface{ SetObserver(transform.EmbedObserver) })
+func observeEmbedder(e embedding.Embedder, m *metrics.Metrics) {
+	o, ok := e.(interface{ SetObserver(embedding.EmbedObserver) })
 	if !ok || m.Embedding == nil {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
@@ -88,7 +89,7 @@ func (f *fixture) pipeline(t *testing.T, cfg Config, st State) *running {
 	}
 	r := &running{t: t, f: f, tracker: checkpoint.NewTracker(0), in: make(chan connector.Message, 256), done: make(chan error, 1)}
 	r.p = New(cfg, Deps{
-		Tables: []*Table{f.table}, Embedder: transform.NewHashEmbedder(16), Chunker: chunker,
+		Tables: []*Table{f.table}, Embedder: embedding.NewHashEmbedder(16), Chunker: chunker,
 		Sink: f.sink, State: st, Tracker: r.tracker, Log: zerolog.Nop(),
 		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
 			return connector.FetchRows(ctx, f.pool, info, keys)

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
 	"github.com/cdc-indexer/cdc-indexer/internal/metrics"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -72,7 +73,7 @@ type Pipeline struct {
 	// (versions.go), so the dispatcher reads it without a lock.
 	tables   atomic.Pointer[tableSet]
 	tablesMu sync.Mutex // serializes replacements of tables
-	embedder transform.Embedder
+	embedder embedding.Embedder
 	chunker  *transform.Chunker
 	sink     Sink
 	state    State
@@ -102,7 +103,7 @@ type Pipeline struct {
 // Deps are the pipeline's collaborators.
 type Deps struct {
 	Tables   []*Table
-	Embedder transform.Embedder
+	Embedder embedding.Embedder
 	Chunker  *transform.Chunker
 	Sink     Sink
 	State    State

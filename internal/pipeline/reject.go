@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // embedIsolating chunks and embeds writes. When the provider rejects some
-// inputs (transform.InputErrors), it finds the documents they belong to by
+// inputs (embedding.InputErrors), it finds the documents they belong to by
 // embedding halves of the batch, records those in failed and returns the
 // others, embedded. Any other error is returned as it is.
 func (p *Pipeline) embedIsolating(ctx context.Context, t *Table, writes []*transform.Document, writeAt []int, failed rowFailures) ([]*transform.Document, []int, error) {
@@ -17,7 +18,7 @@ func (p *Pipeline) embedIsolating(ctx context.Context, t *Table, writes []*trans
 	if err == nil {
 		return writes, writeAt, nil
 	}
-	if _, ok := transform.AsInputErrors(err); !ok {
+	if _, ok := embedding.AsInputErrors(err); !ok {
 		return nil, nil, err
 	}
 	bad, ok := docsOfRejectedChunks(writes, err, p.encoding(t).Embedder != nil)
@@ -46,7 +47,7 @@ func (p *Pipeline) embedIsolating(ctx context.Context, t *Table, writes []*trans
 // document that is neither rejected nor fully embedded); the caller then
 // finds the documents by bisection.
 func docsOfRejectedChunks(docs []*transform.Document, err error, vectors bool) (map[int]error, bool) {
-	ie, ok := transform.AsInputErrors(err)
+	ie, ok := embedding.AsInputErrors(err)
 	if !ok || len(ie) == 0 {
 		return nil, false
 	}
@@ -94,7 +95,7 @@ func (p *Pipeline) bisectEmbed(ctx context.Context, t *Table, docs []*transform.
 		if err == nil {
 			continue
 		}
-		if _, ok := transform.AsInputErrors(err); !ok {
+		if _, ok := embedding.AsInputErrors(err); !ok {
 			return err
 		}
 		if len(half) == 1 {

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/checkpoint"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -25,7 +26,7 @@ func TestKeyLostChangesAskToRereadTheTable(t *testing.T) {
 	var asked []string
 	tracker := checkpoint.NewTracker(0)
 	p := New(Config{Workers: 2}, Deps{
-		Tables: []*Table{f.table}, Embedder: transform.NewHashEmbedder(16), Chunker: chunker,
+		Tables: []*Table{f.table}, Embedder: embedding.NewHashEmbedder(16), Chunker: chunker,
 		Sink: f.sink, State: f.state, Tracker: tracker, Log: zerolog.Nop(),
 		Fetch: func(ctx context.Context, info connector.TableInfo, keys []connector.Key) (map[string]connector.Row, error) {
 			return connector.FetchRows(ctx, f.pool, info, keys)

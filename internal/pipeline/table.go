@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/state"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -47,7 +48,7 @@ func NewTable(info connector.TableInfo, collection string, r *transform.Renderer
 // Encoding is how a mapping's documents become chunks and vectors.
 type Encoding struct {
 	Chunker  *transform.Chunker
-	Embedder transform.Embedder // nil when Weaviate vectorizes
+	Embedder embedding.Embedder // nil when Weaviate vectorizes
 }
 
 // needsRow reports whether a change whose unchanged TOAST columns are cols

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	"github.com/cdc-indexer/cdc-indexer/sink"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -34,7 +35,7 @@ func TestMappingsAddedAndRetiredWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	added := NewTable(f.info, version, rend)
-	added.Encoding = &Encoding{Chunker: chunker, Embedder: transform.NewHashEmbedder(8)}
+	added.Encoding = &Encoding{Chunker: chunker, Embedder: embedding.NewHashEmbedder(8)}
 	r.p.AddTables([]*Table{added})
 	if n := len(r.p.Tables()); n != 2 {
 		t.Fatalf("Tables() = %d mappings after AddTables, want 2", n)

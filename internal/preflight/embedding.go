@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
-	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // EmbeddingProvider sends the provider one tiny request and checks that it
@@ -30,7 +30,7 @@ func EmbeddingProvider(ctx context.Context, e config.Embedding) Result {
 	default:
 		return fail(check, "set embedding.provider to hash, openai or none", "unknown provider %q", e.Provider)
 	}
-	endpoint, err := transform.EmbeddingsURL(e.BaseURL)
+	endpoint, err := embedding.EmbeddingsURL(e.BaseURL)
 	if err != nil {
 		return fail(check, "set embedding.base_url to the provider's API root, e.g. https://api.openai.com/v1", "%s", oneLine(err))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdc-indexer/cdc-indexer/connector"
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	"github.com/cdc-indexer/cdc-indexer/sink"
@@ -367,7 +368,7 @@ func TestCollection(t *testing.T) {
 	}
 	expect(t, Collection(ctx, w, emb, 0, name), Pass, "no vectors yet")
 
-	vec := transform.NewHashEmbedder(8)
+	vec := embedding.NewHashEmbedder(8)
 	v, err := vec.Embed(ctx, []string{"eight dimensions"})
 	if err != nil {
 		t.Fatal(err)

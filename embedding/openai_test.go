@@ -1,4 +1,4 @@
-package transform_test
+package embedding_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cdc-indexer/cdc-indexer/embedding"
 	"github.com/cdc-indexer/cdc-indexer/internal/openaitest"
 	"github.com/cdc-indexer/cdc-indexer/transform"
 )
@@ -71,17 +72,17 @@ func (o *observer) get(f func(o *observer) int) int {
 const testDims = 16
 
 // fastConfig is a configuration with short waits, for tests.
-func fastConfig(srv *openaitest.Server) transform.OpenAIConfig {
-	return transform.OpenAIConfig{
+func fastConfig(srv *openaitest.Server) embedding.OpenAIConfig {
+	return embedding.OpenAIConfig{
 		BaseURL: srv.URL(), Model: "test-embed", Dimensions: testDims, SendDimensions: true, APIKey: "sk-test",
 		InitialBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		BreakerFailures: 3, BreakerCooldown: 300 * time.Millisecond, Timeout: 5 * time.Second,
 	}
 }
 
-func newEmbedder(t *testing.T, cfg transform.OpenAIConfig) (*transform.OpenAIEmbedder, *observer) {
+func newEmbedder(t *testing.T, cfg embedding.OpenAIConfig) (*embedding.OpenAIEmbedder, *observer) {
 	t.Helper()
-	e, err := transform.NewOpenAIEmbedder(cfg)
+	e, err := embedding.NewOpenAIEmbedder(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func wantVectors(t *testing.T, texts []string, got [][]float32, skip ...int) {
 	if len(got) != len(texts) {
 		t.Fatalf("%d vectors for %d texts", len(got), len(texts))
 	}
-	ref := transform.NewHashEmbedder(testDims)
+	ref := embedding.NewHashEmbedder(testDims)
 	skipped := map[int]bool{}
 	for _, i := range skip {
 		skipped[i] = true
@@ -201,13 +202,13 @@ func TestEmbeddingsURL(t *testing.T) {
 		"https://host/v1/embeddings":                "https://host/v1/embeddings",
 		"https://host/v1/embeddings?api-version=24": "https://host/v1/embeddings?api-version=24",
 	} {
-		got, err := transform.EmbeddingsURL(base)
+		got, err := embedding.EmbeddingsURL(base)
 		if err != nil || got != want {
 			t.Errorf("EmbeddingsURL(%q) = %q, %v; want %q", base, got, err, want)
 		}
 	}
 	for _, bad := range []string{"", "api.openai.com", "ftp://x/v1"} {
-		if _, err := transform.EmbeddingsURL(bad); err == nil {
+		if _, err := embedding.EmbeddingsURL(bad); err == nil {
 			t.Errorf("EmbeddingsURL(%q): no error", bad)
 		}
 	}
@@ -312,7 +313,7 @@ func TestOpenAIIsolatesRejectedInputs(t *testing.T) {
 	in[3] += " POISON"
 	in[17] = "POISON alone"
 	got, err := e.Embed(context.Background(), in)
-	ie, ok := transform.AsInputErrors(err)
+	ie, ok := embedding.AsInputErrors(err)
 	if !ok {
 		t.Fatalf("error %v, want InputErrors", err)
 	}
@@ -322,7 +323,7 @@ func TestOpenAIIsolatesRejectedInputs(t *testing.T) {
 	if !ie.Permanent() || !strings.Contains(ie[0].Error(), "cannot be embedded") {
 		t.Errorf("error %q", ie[0].Error())
 	}
-	var one *transform.InputError
+	var one *embedding.InputError
 	if !errors.As(err, &one) || one.Index != 3 {
 		t.Errorf("errors.As InputError: %v", one)
 	}
@@ -353,7 +354,7 @@ func TestOpenAIIsolatesInputsThatFailWith5xx(t *testing.T) {
 	in := texts(16)
 	in[9] += " CRASH"
 	got, err := e.Embed(context.Background(), in)
-	ie, ok := transform.AsInputErrors(err)
+	ie, ok := embedding.AsInputErrors(err)
 	if !ok {
 		t.Fatalf("error %v, want InputErrors", err)
 	}
@@ -376,7 +377,7 @@ func TestOpenAIOutageIsNotBlamedOnInputs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	_, err := e.Embed(ctx, texts(4))
-	if _, ok := transform.AsInputErrors(err); ok || !errors.Is(err, context.DeadlineExceeded) {
+	if _, ok := embedding.AsInputErrors(err); ok || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v; want the context's deadline", err)
 	}
 }
@@ -393,7 +394,7 @@ func TestOpenAIRefusingEverythingIsNotBlamedOnInputs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := e.Embed(ctx, texts(4))
-	if _, ok := transform.AsInputErrors(err); ok || !errors.Is(err, context.DeadlineExceeded) {
+	if _, ok := embedding.AsInputErrors(err); ok || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v; want the context's deadline", err)
 	}
 }
@@ -575,19 +576,19 @@ func TestOpenAIEncodingFormat(t *testing.T) {
 		format   string
 		sent     []string // encoding_format of each request
 	}{
-		{"auto, provider takes base64", false, transform.EncodingAuto, []string{"base64", "base64"}},
-		{"auto, provider refuses base64", true, transform.EncodingAuto, []string{"base64", "", ""}},
-		{"float", false, transform.EncodingFloat, []string{"", ""}},
+		{"auto, provider takes base64", false, embedding.EncodingAuto, []string{"base64", "base64"}},
+		{"auto, provider refuses base64", true, embedding.EncodingAuto, []string{"base64", "", ""}},
+		{"float", false, embedding.EncodingFloat, []string{"", ""}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := openaitest.New(openaitest.Options{Dimensions: 8, NoBase64: c.noBase64})
 			defer srv.Close()
-			e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{BaseURL: srv.URL(), Model: "m", Dimensions: 8,
+			e, err := embedding.NewOpenAIEmbedder(embedding.OpenAIConfig{BaseURL: srv.URL(), Model: "m", Dimensions: 8,
 				EncodingFormat: c.format, InitialBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, _ := transform.NewHashEmbedder(8).Embed(context.Background(), []string{"a", "b"})
+			want, _ := embedding.NewHashEmbedder(8).Embed(context.Background(), []string{"a", "b"})
 			for range 2 {
 				got, err := e.Embed(context.Background(), []string{"a", "b"})
 				if err != nil {
@@ -633,7 +634,7 @@ func TestOpenAIConcurrency(t *testing.T) {
 		fmt.Fprint(w, `{"data":[{"index":0,"embedding":[1,0,0,0]}]}`)
 	}))
 	defer srv.Close()
-	e, err := transform.NewOpenAIEmbedder(transform.OpenAIConfig{BaseURL: srv.URL, Model: "m", Dimensions: 4, BatchSize: 1, Concurrency: 3, EncodingFormat: transform.EncodingFloat})
+	e, err := embedding.NewOpenAIEmbedder(embedding.OpenAIConfig{BaseURL: srv.URL, Model: "m", Dimensions: 4, BatchSize: 1, Concurrency: 3, EncodingFormat: embedding.EncodingFloat})
 	if err != nil {
 		t.Fatal(err)
 	}

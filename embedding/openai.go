@@ -1,4 +1,4 @@
-package transform
+package embedding
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/backoff"
+	"github.com/cdc-indexer/cdc-indexer/transform"
 )
 
 // Defaults of OpenAIConfig's zero values.
@@ -313,10 +314,10 @@ func (e *OpenAIEmbedder) Embed(ctx context.Context, texts []string) ([][]float32
 		if t == "" {
 			t = " "
 		}
-		n := CountTokens(t)
+		n := transform.CountTokens(t)
 		if n > e.cfg.MaxInputTokens {
-			t = TruncateTokens(t, e.cfg.MaxInputTokens)
-			n = CountTokens(t)
+			t = transform.TruncateTokens(t, e.cfg.MaxInputTokens)
+			n = transform.CountTokens(t)
 			e.log.Warn().Str("model", e.cfg.Model).Int("max_input_tokens", e.cfg.MaxInputTokens).
 				Msg("input longer than the model's limit truncated")
 			if o := e.observer.get(); o != nil {
@@ -446,7 +447,7 @@ func (e *OpenAIEmbedder) probe(ctx context.Context) error {
 		return nil
 	}
 	for attempt := 1; ; attempt++ {
-		_, err := e.send(ctx, []embedInput{{text: probeText, tokens: CountTokens(probeText)}}, 0)
+		_, err := e.send(ctx, []embedInput{{text: probeText, tokens: transform.CountTokens(probeText)}}, 0)
 		if err == nil {
 			e.probeOKAt = time.Now()
 			return nil
@@ -471,7 +472,7 @@ func (e *OpenAIEmbedder) probe(ctx context.Context) error {
 // this request's own failures may be about to open), and reports whether
 // the provider answered it.
 func (e *OpenAIEmbedder) answersProbe(ctx context.Context) bool {
-	_, err := e.do(ctx, []embedInput{{text: probeText, tokens: CountTokens(probeText)}}, CountTokens(probeText))
+	_, err := e.do(ctx, []embedInput{{text: probeText, tokens: transform.CountTokens(probeText)}}, transform.CountTokens(probeText))
 	return err == nil
 }
 
@@ -785,7 +786,7 @@ func errorMessage(raw []byte) string {
 		return "(no message)"
 	}
 	if len(msg) > 500 {
-		msg = msg[:runeFloor(msg, 500)] + "..."
+		msg = strings.ToValidUTF8(msg[:500], "") + "..." // no half character
 	}
 	return msg
 }
@@ -817,17 +818,3 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, d) }
-
-// TruncateTokens returns the longest prefix of text that holds at most n
-// cl100k_base tokens of text's own tokenization, cut at a token boundary
-// (moved back to a character boundary when a token ends inside one).
-func TruncateTokens(text string, n int) string {
-	if n <= 0 {
-		return ""
-	}
-	ends := mustCL100k().tokenEnds(text, nil)
-	if len(ends) <= n {
-		return text
-	}
-	return text[:runeFloor(text, ends[n-1])]
-}
