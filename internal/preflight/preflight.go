@@ -564,8 +564,10 @@ func WeaviateGRPC(ctx context.Context, w config.Weaviate) Result {
 	return pass(check, "%s accepts batches", w.GRPC)
 }
 
-// Collection checks that an existing collection holds vectors of the
-// configured dimensions; a missing one will be created.
+// Collection reports what an existing collection (or the version its alias
+// serves) holds against the configured dimensions; a missing one will be
+// created. Other dimensions pass: `run` rebuilds the collection into a new
+// version without downtime (docs/reindex.md), which the result says.
 func Collection(ctx context.Context, w config.Weaviate, e config.Embedding, i int, name string) Result {
 	check := fmt.Sprintf("tables[%d] collection %s", i, name)
 	s, err := newSink(ctx, w)
@@ -592,8 +594,8 @@ func Collection(ctx context.Context, w config.Weaviate, e config.Embedding, i in
 	case e.Provider == config.ProviderNone:
 		return pass(check, "collection %s exists; its vectorizer makes %d-dimensional vectors", name, dims)
 	case dims != e.Dimensions:
-		return fail(check, fmt.Sprintf("set embedding.dimensions: %d to match the collection, or point tables[%d].collection at a new collection (or delete collection %s and run cdc-indexer snapshot)", dims, i, name),
-			"collection %s holds %d-dimensional vectors; embedding.dimensions is %d", name, dims, e.Dimensions)
+		return pass(check, "collection %s holds %d-dimensional vectors; embedding.dimensions is %d: `run` rebuilds it into a new version with the new model while this one keeps serving (docs/reindex.md)",
+			name, dims, e.Dimensions)
 	}
 	return pass(check, "collection %s exists with %d-dimensional vectors, as configured", name, dims)
 }

@@ -378,7 +378,7 @@ func TestCollection(t *testing.T) {
 	if err := s.Write(ctx, []*transform.Document{doc}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, Collection(ctx, w, emb, 0, name), Fail, "8-dimensional", "embedding.dimensions is 64", "set embedding.dimensions: 8")
+	expect(t, Collection(ctx, w, emb, 0, name), Pass, "8-dimensional", "embedding.dimensions is 64", "rebuilds it into a new version")
 	emb.Dimensions = 8
 	expect(t, Collection(ctx, w, emb, 0, name), Pass, "8-dimensional vectors, as configured")
 }
