@@ -106,13 +106,19 @@ func (s *Store) SetBackfills(ctx context.Context, physical string, ids []int64) 
 }
 
 // RecordSwitch makes the filling version of collection the serving one and
-// retires the one that served, to be deleted after retention.
+// retires the one that served, to be deleted after retention. The retired
+// version's dead letters go at once: its rows are not served any more, and
+// the serving version has dead letters of its own for rows it cannot index.
 func (s *Store) RecordSwitch(ctx context.Context, collection string, retention time.Duration) error {
-	_, err := s.db.Exec(ctx, `UPDATE `+s.sql.schema+`.collection_versions
-SET phase = CASE phase WHEN 'serving' THEN 'retired' ELSE 'serving' END,
-    switched_at = CASE phase WHEN 'filling' THEN now() ELSE switched_at END,
-    retire_at = CASE phase WHEN 'serving' THEN now() + $2 * interval '1 microsecond' ELSE NULL END
-WHERE collection = $1 AND phase IN ('serving', 'filling')`, collection, retention.Microseconds())
+	_, err := s.db.Exec(ctx, `WITH switched AS (
+    UPDATE `+s.sql.schema+`.collection_versions
+    SET phase = CASE phase WHEN 'serving' THEN 'retired' ELSE 'serving' END,
+        switched_at = CASE phase WHEN 'filling' THEN now() ELSE switched_at END,
+        retire_at = CASE phase WHEN 'serving' THEN now() + $2 * interval '1 microsecond' ELSE NULL END
+    WHERE collection = $1 AND phase IN ('serving', 'filling')
+    RETURNING physical, phase)
+DELETE FROM `+s.sql.schema+`.dead_letters WHERE collection IN (SELECT physical FROM switched WHERE phase = 'retired')`,
+		collection, retention.Microseconds())
 	if err != nil {
 		return fmt.Errorf("record the switch of %s: %w", collection, err)
 	}

@@ -66,8 +66,14 @@ func TestVersionsThroughAReindex(t *testing.T) {
 	if err := s.ApplyDocuments(ctx, "Article_v1", "public.articles", []DocState{{SourceKey: "1", ContentHash: "h", ChunkCount: 1, LSN: 1}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.RecordDeadLetters(ctx, "Article_v1", "public.articles", []DeadLetter{{SourceKey: "2", Error: "cannot render", Attempts: 3}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.RecordSwitch(ctx, "Article", time.Hour); err != nil {
 		t.Fatal(err)
+	}
+	if n, err := s.CountDeadLetters(ctx, DeadLetterFilter{Collection: "Article_v1"}); err != nil || n != 0 {
+		t.Fatalf("dead letters of the retired version after the switch: %d, %v; want none", n, err)
 	}
 	serving, filling, retired, _ = s.Versions(ctx, "Article")
 	if serving == nil || serving.Physical != "Article_v2" || filling != nil || len(retired) != 1 || retired[0].Physical != "Article_v1" {
