@@ -119,6 +119,28 @@ func (v *versions) settle(ctx context.Context) ([]*pipeline.Table, error) {
 			}
 			last = step
 		}
+		// The versions' collections exist with every property their
+		// mappings need (one deleted by hand is created again, as a plain
+		// collection always was), before anything is written to them.
+		serving, filling, _, err := v.env.State.Versions(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if filling != nil {
+			if err := v.ensureCollection(ctx, *filling); err != nil {
+				return nil, fmt.Errorf("collection %s: %w", name, err)
+			}
+		}
+		if serving != nil {
+			if err := v.ensureCollection(ctx, *serving); err != nil {
+				if filling == nil {
+					return nil, fmt.Errorf("collection %s: %w", name, err)
+				}
+				// As in tablesOf: an old model out of reach while a new
+				// version fills.
+				v.log.Warn().Err(err).Str("collection", name).Msg("cannot check the serving version's collection")
+			}
+		}
 		tables, err := v.tablesOf(ctx, name)
 		if err != nil {
 			return nil, err
