@@ -144,7 +144,11 @@ func TestSnapshotWhileWriting(t *testing.T) {
 		FROM generate_series(0, 7999) g`)
 
 	w := h.startChurn(12000, 0, 1, true, time.Millisecond)
-	out := h.runSnapshot(indexer.SnapshotOptions{Readers: 3, ChunkRows: 1000})
+	var report indexer.SnapshotReport
+	out := h.runSnapshot(indexer.SnapshotOptions{Readers: 3, ChunkRows: 1000, Report: &report})
+	if report.Online || report.DryRun || len(report.Tables) != 2 || report.Rows < 19000 || report.Slot != "cdc_indexer" || report.FromLSN == "" {
+		t.Fatalf("snapshot report %+v; want both tables, about 20,000 rows (the churn deletes some), the slot and where run continues", report)
+	}
 	// Writes after the snapshot's consistent point are the stream's.
 	time.Sleep(500 * time.Millisecond)
 	writes := w.end(t)
@@ -330,6 +334,13 @@ func TestSnapshotDryRun(t *testing.T) {
 	cost := fmt.Sprintf("estimated embedding cost: %.4f", float64(tokens)/1e6*0.02)
 	if !strings.Contains(out, cost) {
 		t.Fatalf("dry run output lacks %q:\n%s", cost, out)
+	}
+	// The same as the report --json prints.
+	var report indexer.SnapshotReport
+	h.runSnapshot(indexer.SnapshotOptions{DryRun: true, Report: &report})
+	if tb := report.Tables; !report.DryRun || len(tb) != 1 || tb[0].Collection != h.maps[0].Collection || tb[0].Rows != 3000 ||
+		tb[0].Documents != 3000 || tb[0].Chunks != int64(chunks) || tb[0].Tokens != int64(tokens) || report.Tokens != int64(tokens) {
+		t.Fatalf("dry run report %+v; want 3000 rows, %d chunks, %d tokens", report, chunks, tokens)
 	}
 
 	if n := h.replicationSlots(); n != 0 {

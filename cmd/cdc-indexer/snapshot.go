@@ -24,7 +24,7 @@ var snapshotIndexer = indexer.Snapshot
 
 func newSnapshotCmd() *cobra.Command {
 	var tables []string
-	var dryRun bool
+	var dryRun, asJSON bool
 	var readers, chunkRows int
 	cmd := &cobra.Command{
 		Use:   "snapshot",
@@ -42,10 +42,12 @@ connections in parallel. Exits 0 once every requested table is fully indexed.
 
 --dry-run reads the tables and reports the rows, documents, chunks and
 embedding tokens a snapshot would send, and their estimated cost
-(embedding.price_per_million_tokens), without creating or writing anything.`,
+(embedding.price_per_million_tokens), without creating or writing anything.
+--json prints what was done (or, with --dry-run, counted) per table as JSON.`,
 		Example: `  cdc-indexer snapshot --config config.yaml
   cdc-indexer snapshot --config config.yaml --table public.articles
-  cdc-indexer snapshot --config config.yaml --dry-run   # rows, chunks, tokens and cost, nothing written`,
+  cdc-indexer snapshot --config config.yaml --dry-run   # rows, chunks, tokens and cost, nothing written
+  cdc-indexer snapshot --config config.yaml --dry-run --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd)
@@ -72,12 +74,18 @@ embedding tokens a snapshot would send, and their estimated cost
 				Tables: selected, DryRun: dryRun, Readers: readers, ChunkRows: chunkRows,
 				Out: cmd.OutOrStdout(), Bars: terminal(cmd.ErrOrStderr()),
 			}
+			if asJSON {
+				opts.Out, opts.Report = io.Discard, &indexer.SnapshotReport{}
+			}
 			log.Info().Str("version", version).Bool("dry_run", dryRun).Object("config", cfg).Msg("snapshot starting")
 			if err := snapshotIndexer(ctx, cfg, opts, log); err != nil {
 				if ctx.Err() != nil {
 					return fmt.Errorf("snapshot: interrupted (%v); run it again to continue where it stopped", context.Cause(ctx))
 				}
 				return fmt.Errorf("snapshot: %w", err)
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), opts.Report)
 			}
 			return nil
 		},
@@ -90,6 +98,7 @@ embedding tokens a snapshot would send, and their estimated cost
 		"connections reading each table in parallel (key ranges of the primary key)")
 	cmd.Flags().IntVar(&chunkRows, "chunk-rows", snapshot.DefaultChunkRows,
 		"rows per chunk: the unit read, indexed and recorded as progress")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
 

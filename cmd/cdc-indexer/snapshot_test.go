@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"syscall"
@@ -39,6 +40,29 @@ func TestSnapshotTableFlag(t *testing.T) {
 	assertFailure(t, code, stderr, "--table public.missing: not a configured table", `public.articles, "Odd Schema"."Mixed Case"`)
 	code, _, stderr = cli(t, "snapshot", "--config", configFile("valid"), "--table", `"unterminated`)
 	assertFailure(t, code, stderr, "--table:", "unterminated")
+}
+
+// --json prints the report the snapshot filled, and nothing else.
+func TestSnapshotJSON(t *testing.T) {
+	got := fakeSnapshot(t, func(_ context.Context, opts indexer.SnapshotOptions) error {
+		if _, err := opts.Out.Write([]byte("text report\n")); err != nil {
+			return err
+		}
+		opts.Report.Rows = 7
+		opts.Report.Tables = append(opts.Report.Tables, indexer.SnapshotTable{Table: "public.articles", Collection: "Article", Rows: 7})
+		return nil
+	})
+	code, stdout, stderr := cli(t, "snapshot", "--config", configFile("valid"), "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r indexer.SnapshotReport
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r.Rows != 7 || len(r.Tables) != 1 || r.Tables[0].Collection != "Article" {
+		t.Fatalf("stdout %q is not the report (%v)", stdout, err)
+	}
+	if got.Report == nil {
+		t.Fatal("no report asked for")
+	}
 }
 
 // fakeSnapshot replaces the indexer for one test and records what it got.

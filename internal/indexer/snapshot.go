@@ -31,6 +31,8 @@ type SnapshotOptions struct {
 	// Bars, when set, is the terminal progress bars are drawn on; without
 	// it progress is logged every few seconds.
 	Bars io.Writer
+	// Report, when set, is filled with what the snapshot did (--json).
+	Report *SnapshotReport
 }
 
 // lockWait is how often a snapshot waiting for the slot's lock tries again.
@@ -82,6 +84,12 @@ func Snapshot(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log
 			return err
 		}
 		fmt.Fprintf(opts.Out, "backfilled %d table(s) through the running connector\n", len(tables))
+		if r := opts.Report; r != nil {
+			r.Online = true
+			for _, t := range tables {
+				r.Tables = append(r.Tables, SnapshotTable{Table: t.SourceTable, Collection: env.servedName(t)})
+			}
+		}
 		return nil
 	}
 	defer lock.Release(ctx)
@@ -274,6 +282,14 @@ func (e *Env) snapshotLocal(ctx context.Context, cfg *config.Config, opts Snapsh
 	}
 	fmt.Fprintf(opts.Out, "snapshot done: %d rows in %s; `cdc-indexer run` streams the slot %s from %s\n",
 		rows, elapsed.Round(time.Millisecond), slot, from)
+	if r := opts.Report; r != nil {
+		e.reportResults(r, results)
+		r.Seconds, r.Slot = elapsed.Seconds(), slot
+		r.FromLSN = st.ConfirmedFlush.String()
+		if created {
+			r.FromLSN = x.ConsistentPoint.String()
+		}
+	}
 	log.Info().Int64("rows_read", rows).Dur("elapsed", elapsed.Round(time.Millisecond)).Str("slot", slot).
 		Stringer("snapshot_lsn", x.At).Msg("snapshot done")
 	return nil
@@ -318,6 +334,9 @@ func dryRun(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log z
 	}, nil, tables)
 	if err != nil {
 		return err
+	}
+	if opts.Report != nil {
+		env.reportDryRun(opts.Report, counter, tables, cfg.Embedding.PricePerMillionTokens)
 	}
 	return counter.Report(opts.Out, tables, model, cfg.Embedding.PricePerMillionTokens)
 }
