@@ -119,29 +119,11 @@ func (v *versions) settle(ctx context.Context) ([]*pipeline.Table, error) {
 			}
 			last = step
 		}
-		// The versions' collections exist with every property their
-		// mappings need (one deleted by hand is created again, as a plain
-		// collection always was), before anything is written to them.
 		serving, filling, _, err := v.env.State.Versions(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		if filling != nil {
-			if err := v.ensureCollection(ctx, *filling); err != nil {
-				return nil, fmt.Errorf("collection %s: %w", name, err)
-			}
-		}
-		if serving != nil {
-			if err := v.ensureCollection(ctx, *serving); err != nil {
-				if filling == nil {
-					return nil, fmt.Errorf("collection %s: %w", name, err)
-				}
-				// As in tablesOf: an old model out of reach while a new
-				// version fills.
-				v.log.Warn().Err(err).Str("collection", name).Msg("cannot check the serving version's collection")
-			}
-		}
-		tables, err := v.tablesOf(ctx, name)
+		tables, err := v.inUse(ctx, name, serving, filling)
 		if err != nil {
 			return nil, err
 		}
@@ -350,56 +332,67 @@ func parseModelID(id string, dims int) (reindex.Embedding, bool) {
 	return reindex.Embedding{}, false
 }
 
-// tablesOf builds the mappings of collection's serving and filling
-// versions, each rendered and embedded by its own spec.
-func (v *versions) tablesOf(ctx context.Context, name string) ([]*pipeline.Table, error) {
-	serving, filling, _, err := v.env.State.Versions(ctx, name)
-	if err != nil {
-		return nil, err
-	}
+// inUse returns the mappings of collection name's serving and filling
+// versions, each rendered and embedded by its own spec, once their
+// collections exist with every property the mappings need (one deleted by
+// hand is created again, as a plain collection always was). While a new
+// version fills, a serving version that cannot be built any more (its old
+// model out of reach, a column its old template reads gone) is left out
+// with a warning: it keeps answering queries unchanged until the switch.
+func (v *versions) inUse(ctx context.Context, name string, serving, filling *reindex.Version) ([]*pipeline.Table, error) {
 	var out []*pipeline.Table
 	for _, ver := range []*reindex.Version{serving, filling} {
 		if ver == nil {
 			continue
 		}
 		ts, err := v.versionTables(*ver)
+		if err == nil {
+			err = v.ensureTables(ctx, *ver, ts)
+		}
 		if err != nil {
-			if ver == filling {
-				return nil, err
+			if ver == serving && filling != nil {
+				v.log.Warn().Err(err).Str("collection", name).Str("version", ver.Physical).
+					Msg("the serving version cannot be updated while the reindex runs; it serves its current objects until the switch")
+				continue
 			}
-			// The serving version's old model cannot be reached any more
-			// (its key left the configuration, say): it keeps answering
-			// queries unchanged until the new version replaces it.
-			v.log.Warn().Err(err).Str("collection", name).Str("version", ver.Physical).
-				Msg("the serving version cannot be updated while the reindex runs; it serves its current objects until the switch")
-			continue
+			return nil, fmt.Errorf("collection %s: %w", name, err)
 		}
 		out = append(out, ts...)
 	}
 	return out, nil
 }
 
-// versionTables are the mappings of one version: the described tables
-// with the version's templates, chunking and model, writing into its
-// collection, with object IDs over the configured name.
+// versionTables are the mappings of one version (versionMappings) with,
+// when the version was built with other chunking or another model than the
+// configuration's, an Encoding of its own.
 func (v *versions) versionTables(ver reindex.Version) ([]*pipeline.Table, error) {
-	v.env.Sink.ServeAs(ver.Physical, ver.Collection)
-	var enc *pipeline.Encoding
-	emb := embeddingConfig(v.cfg.Embedding, ver.Spec.Embedding)
-	if ver.Spec.Embedding.Provider != v.cfg.Embedding.Provider || ver.Spec.Embedding.Model != embeddingSpec(v.cfg.Embedding).Model ||
-		ver.Spec.Embedding.Dimensions != embeddingDimensions(v.cfg.Embedding) ||
-		ver.Spec.MaxTokens != v.cfg.Chunking.MaxTokens || ver.Spec.Overlap != v.cfg.Chunking.Overlap {
-		chunker, err := transform.NewChunker(ver.Spec.MaxTokens, ver.Spec.Overlap)
-		if err != nil {
-			return nil, fmt.Errorf("version %s: chunking: %w", ver.Physical, err)
-		}
-		e, err := buildEmbedder(emb, v.log)
-		if err != nil {
-			return nil, fmt.Errorf("version %s: %w", ver.Physical, err)
-		}
-		enc = &pipeline.Encoding{Chunker: chunker, Embedder: withCache(e, emb, v.env.State, v.log)}
+	tables, err := v.versionMappings(ver)
+	if err != nil || ver.Spec.SameEncoding(specOf(v.cfg, ver.Collection)) {
+		return tables, err
 	}
-	modelID := EmbeddingModelID(emb)
+	chunker, err := transform.NewChunker(ver.Spec.MaxTokens, ver.Spec.Overlap)
+	if err != nil {
+		return nil, fmt.Errorf("version %s: chunking: %w", ver.Physical, err)
+	}
+	emb := embeddingConfig(v.cfg.Embedding, ver.Spec.Embedding)
+	e, err := buildEmbedder(emb, v.log)
+	if err != nil {
+		return nil, fmt.Errorf("version %s: %w", ver.Physical, err)
+	}
+	enc := &pipeline.Encoding{Chunker: chunker, Embedder: withCache(e, emb, v.env.State, v.log)}
+	for _, t := range tables {
+		t.Encoding = enc
+	}
+	return tables, nil
+}
+
+// versionMappings are the mappings of one version: the described tables
+// with the version's templates and metadata, writing into its collection,
+// with object IDs over the configured name. They chunk and embed as the
+// pipeline does (no Encoding): what building the collection needs.
+func (v *versions) versionMappings(ver reindex.Version) ([]*pipeline.Table, error) {
+	v.env.Sink.ServeAs(ver.Physical, ver.Collection)
+	modelID := EmbeddingModelID(embeddingConfig(v.cfg.Embedding, ver.Spec.Embedding))
 	var out []*pipeline.Table
 	for _, m := range ver.Spec.Mappings {
 		i := slices.IndexFunc(v.env.Infos, func(info connector.TableInfo) bool { return info.Name.String() == m.Table })
@@ -416,9 +409,7 @@ func (v *versions) versionTables(ver reindex.Version) ([]*pipeline.Table, error)
 				return nil, fmt.Errorf("version %s of %s: tenant: %w", ver.Physical, m.Table, err)
 			}
 		}
-		t := pipeline.NewTable(info, ver.Physical, r)
-		t.Encoding = enc
-		out = append(out, t)
+		out = append(out, pipeline.NewTable(info, ver.Physical, r))
 	}
 	return out, nil
 }
@@ -426,10 +417,15 @@ func (v *versions) versionTables(ver reindex.Version) ([]*pipeline.Table, error)
 // ensureCollection creates a version's collection if it is missing (or
 // adds properties it lacks) and records its model.
 func (v *versions) ensureCollection(ctx context.Context, ver reindex.Version) error {
-	tables, err := v.versionTables(ver)
+	tables, err := v.versionMappings(ver)
 	if err != nil {
 		return err
 	}
+	return v.ensureTables(ctx, ver, tables)
+}
+
+// ensureTables is ensureCollection for mappings already built.
+func (v *versions) ensureTables(ctx context.Context, ver reindex.Version, tables []*pipeline.Table) error {
 	emb := embeddingConfig(v.cfg.Embedding, ver.Spec.Embedding)
 	for _, t := range tables {
 		spec := sink.CollectionSpec{Name: ver.Physical, Metadata: t.Renderer.MetadataFields(), MultiTenant: t.Renderer.Tenant() != "",

@@ -83,7 +83,7 @@ func Changes(old, now Spec) []string {
 	if old.MaxTokens != now.MaxTokens || old.Overlap != now.Overlap {
 		out = append(out, "chunking")
 	}
-	if oe, ne := mustJSON(old.Embedding), mustJSON(now.Embedding); oe != ne {
+	if mustJSON(old.Embedding) != mustJSON(now.Embedding) {
 		out = append(out, "embedding")
 	}
 	tables := map[string]bool{}
@@ -131,4 +131,11 @@ func mustJSON(v any) string {
 // configured name already is.
 func PhysicalName(collection string, version int) string {
 	return fmt.Sprintf("%s_v%d", collection, version)
+}
+
+// SameEncoding reports whether s and o chunk and embed alike (chunking and
+// embedding equal): a version whose spec does not can share neither the
+// configuration's chunker nor its embedder.
+func (s Spec) SameEncoding(o Spec) bool {
+	return s.MaxTokens == o.MaxTokens && s.Overlap == o.Overlap && mustJSON(s.Embedding) == mustJSON(o.Embedding)
 }

@@ -50,6 +50,25 @@ func TestFingerprint(t *testing.T) {
 			t.Errorf("Changes does not name a change of %s", name)
 		}
 	}
+	for name, s := range map[string]Spec{
+		"template": change(func(s *Spec) { s.Mappings[0].Template = "x" }),
+		"metadata": change(func(s *Spec) { s.Mappings[0].Metadata = nil }),
+	} {
+		if !base.SameEncoding(s) {
+			t.Errorf("a change of %s changed the encoding", name)
+		}
+	}
+	for name, s := range map[string]Spec{
+		"chunking":   change(func(s *Spec) { s.MaxTokens = 256 }),
+		"overlap":    change(func(s *Spec) { s.Overlap = 16 }),
+		"model":      change(func(s *Spec) { s.Embedding.Model = "m2" }),
+		"dimensions": change(func(s *Spec) { s.Embedding.Dimensions = 256 }),
+		"vectorizer": change(func(s *Spec) { s.Embedding.VectorizerConfig = map[string]any{"model": "x"} }),
+	} {
+		if base.SameEncoding(s) {
+			t.Errorf("a change of %s kept the encoding", name)
+		}
+	}
 	if got := Changes(base, reordered); len(got) != 0 {
 		t.Errorf("Changes(base, reordered) = %v, want none", got)
 	}
