@@ -270,17 +270,9 @@ func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int6
 		}
 		return b.pipe.Backfill(ctx, t, rows, x.At)
 	}
-	requests, err := b.store.Requests(ctx, ids)
-	if err != nil {
-		return err
-	}
-	rewrite := false
-	for _, r := range requests {
-		rewrite = rewrite || r.Rewrite
-	}
 	_, err = snapshot.Run(ctx, snapshot.Config{
 		DSN: pg.DSN, Store: b.store, Apply: b.pipe, Remove: remove, Progress: progress, Log: b.log,
-		Budget: b.pipe.Budget(), Rewrite: rewrite,
+		Budget: b.pipe.Budget(),
 	}, x, []*pipeline.Table{t})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()

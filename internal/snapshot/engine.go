@@ -45,10 +45,6 @@ type Config struct {
 	Apply    Applier
 	Progress *Progress // optional
 	Log      zerolog.Logger
-	// Rewrite marks every row Unrecorded (pipeline.BackfillRow): written
-	// even when its content hash is the recorded one, because something the
-	// hash does not cover (the chunking) changed.
-	Rewrite bool
 	// Budget is the pipeline's memory budget: a reader takes each row's
 	// bytes as it reads it and hands them over with the row
 	// (pipeline.BackfillRow.Held), so rows read ahead count like queued
@@ -309,7 +305,7 @@ func (r *reader) readPart(ctx context.Context, cfg Config, q *tableQuery, p *Par
 			return read, err
 		}
 		done := !cut && len(rows) < limit
-		if unrecorded || cfg.Rewrite {
+		if unrecorded {
 			for i := range rows {
 				rows[i].Unrecorded = true
 			}

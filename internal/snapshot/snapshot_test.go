@@ -556,8 +556,8 @@ func TestChunkSQL(t *testing.T) {
 }
 
 // EnqueueUnlessPending adds a request unless one is pending (a running one
-// may have read the table too early); EnqueueRewrite's request says so.
-func TestEnqueueUnlessPendingAndRewrite(t *testing.T) {
+// may have read the table too early).
+func TestEnqueueUnlessPending(t *testing.T) {
 	f := newFixture(t, "")
 	ctx := testContext(t)
 	a := TableRef{Collection: "A", SourceTable: "public.a"}
@@ -574,24 +574,8 @@ func TestEnqueueUnlessPendingAndRewrite(t *testing.T) {
 	if err := f.store.EnqueueUnlessPending(ctx, a); err != nil { // one is running: add
 		t.Fatal(err)
 	}
-	if err := f.store.EnqueueRewrite(ctx, a); err != nil {
-		t.Fatal(err)
-	}
 	_, ids, err = f.store.Claim(ctx)
-	if err != nil || len(ids) != 2 {
-		t.Fatalf("Claim = %v, %v; want the request added while one ran, and the rewrite", ids, err)
-	}
-	got, err := f.store.Requests(ctx, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rewrites := 0
-	for _, r := range got {
-		if r.Rewrite {
-			rewrites++
-		}
-	}
-	if rewrites != 1 {
-		t.Fatalf("requests %+v: want exactly one rewrite", got)
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("Claim = %v, %v; want the request added while one ran", ids, err)
 	}
 }

@@ -219,9 +219,6 @@ type Request struct {
 	RowsTotal   int64
 	RowsDone    int64
 	Error       string
-	// Rewrite: every row is written, not only those whose content hash
-	// changed (EnqueueRewrite).
-	Rewrite bool
 }
 
 // Request statuses.
@@ -242,18 +239,6 @@ VALUES ($1, $2, $3) RETURNING id`, t.Collection, t.SourceTable, s.slot).Scan(&id
 		return 0, fmt.Errorf("request backfill of %s: %w", t.SourceTable, err)
 	}
 	return id, nil
-}
-
-// EnqueueRewrite asks the running connector to backfill a table writing
-// every row, even one whose content hash is the recorded one: the mapping's
-// chunking changed, which the content hash does not cover.
-func (s *Store) EnqueueRewrite(ctx context.Context, t TableRef) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot, rewrite)
-VALUES ($1, $2, $3, true)`, t.Collection, t.SourceTable, s.slot)
-	if err != nil {
-		return fmt.Errorf("request rewrite of %s: %w", t.SourceTable, err)
-	}
-	return nil
 }
 
 // EnqueueIfIdle asks for a backfill of t unless one is already pending or
@@ -353,14 +338,14 @@ SET status = 'pending', started_at = NULL WHERE status = 'running' AND (slot = $
 
 // Requests returns the given requests, by id.
 func (s *Store) Requests(ctx context.Context, ids []int64) (map[int64]Request, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, collection, source_table, status, COALESCE(rows_total, -1), rows_done, COALESCE(error, ''), rewrite
+	rows, err := s.db.Query(ctx, `SELECT id, collection, source_table, status, COALESCE(rows_total, -1), rows_done, COALESCE(error, '')
 FROM `+s.q+`.backfill_requests WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read backfill requests: %w", err)
 	}
 	out := map[int64]Request{}
 	var r Request
-	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Collection, &r.SourceTable, &r.Status, &r.RowsTotal, &r.RowsDone, &r.Error, &r.Rewrite}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.ID, &r.Collection, &r.SourceTable, &r.Status, &r.RowsTotal, &r.RowsDone, &r.Error}, func() error {
 		out[r.ID] = r
 		return nil
 	})

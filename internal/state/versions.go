@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -31,11 +30,6 @@ func (s *Store) Versions(ctx context.Context, collection string) (serving, filli
 		}
 	}
 	return serving, filling, retired, nil
-}
-
-// AllVersions returns every recorded version, for `status`.
-func (s *Store) AllVersions(ctx context.Context) ([]reindex.Version, error) {
-	return s.versions(ctx, ``)
 }
 
 // RetiredDue returns the retired versions whose retention has passed.
@@ -171,19 +165,4 @@ func (s *Store) ConsumeReindexRequest(ctx context.Context, collection string) er
 		return fmt.Errorf("consume the reindex request of %s: %w", collection, err)
 	}
 	return nil
-}
-
-// ServingCollection is the Weaviate collection that serves a configured
-// one: the recorded serving version's, or the name itself when none is
-// recorded (a deployment that predates versions, or none yet).
-func (s *Store) ServingCollection(ctx context.Context, collection string) (string, error) {
-	var physical string
-	err := s.db.QueryRow(ctx, `SELECT physical FROM `+s.sql.schema+`.collection_versions WHERE collection = $1 AND phase = 'serving'`, collection).Scan(&physical)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return collection, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read the serving version of %s: %w", collection, err)
-	}
-	return physical, nil
 }
