@@ -5,6 +5,7 @@ import (
 	bin "encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +127,7 @@ func TestReindexOnDimensionsChange(t *testing.T) {
 	stopWriter()
 	report := reader.stop()
 	report.require(t)
-	if !slicesEqual(report.lengths, []int{128, 256}) {
+	if !slices.Equal(report.lengths, []int{128, 256}) {
 		t.Fatalf("vector lengths seen in order: %v, want 128 then 256", report.lengths)
 	}
 	h.requireInSync("after the reindex")
@@ -521,16 +522,4 @@ func vectorBytes(v []float32) []byte {
 		bin.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
 	}
 	return b
-}
-
-func slicesEqual(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
