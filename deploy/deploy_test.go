@@ -21,6 +21,9 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/config"
@@ -72,7 +75,7 @@ func decodeStrict(t *testing.T, path string, doc []byte) (kind string, obj any) 
 		obj = &corev1.Secret{}
 	case "ConfigMap":
 		obj = &corev1.ConfigMap{}
-	case "PrometheusRule", "Kustomization":
+	case "PrometheusRule":
 		return head.Kind, nil // checked below
 	default:
 		t.Fatalf("%s: unexpected kind %q", path, head.Kind)
@@ -145,64 +148,62 @@ func TestSidecarExample(t *testing.T) {
 	}
 }
 
+// The standalone base is built by kustomize itself (what `kubectl apply
+// -k` runs), and every resource it renders, the generated ConfigMap
+// included, decodes strictly and carries a valid configuration.
 func TestStandaloneKustomization(t *testing.T) {
 	dir := filepath.Join("kubernetes", "standalone")
-	var k struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Resources  []string `json:"resources"`
-		Labels     []struct {
-			Pairs            map[string]string `json:"pairs"`
-			IncludeSelectors bool              `json:"includeSelectors"`
-		} `json:"labels"`
-		ConfigMapGenerator []struct {
-			Name  string   `json:"name"`
-			Files []string `json:"files"`
-		} `json:"configMapGenerator"`
-		Images []struct {
-			Name    string `json:"name"`
-			NewName string `json:"newName"`
-			NewTag  string `json:"newTag"`
-		} `json:"images"`
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	built, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.UnmarshalStrict(raw, &k); err != nil {
-		t.Fatalf("kustomization.yaml: %v", err)
-	}
-	if k.Kind != "Kustomization" || len(k.Resources) == 0 {
-		t.Fatalf("kustomization.yaml: kind %q, %d resources", k.Kind, len(k.Resources))
+		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
 	kinds := map[string]bool{}
-	for _, res := range k.Resources {
-		path := filepath.Join(dir, res)
-		for _, doc := range documents(t, path) {
-			kind, obj := decodeStrict(t, path, doc)
-			kinds[kind] = true
-			if d, ok := obj.(*appsv1.Deployment); ok {
-				checkContainer(t, path, d)
-				if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
-					t.Errorf("%s: fewer than 2 replicas: no standby", path)
-				}
+	for _, res := range built.Resources() {
+		doc, err := res.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		where := dir + ": " + res.CurId().String()
+		kind, obj := decodeStrict(t, where, doc)
+		kinds[kind] = true
+		if res.GetLabels()["app.kubernetes.io/name"] != "cdc-indexer" {
+			t.Errorf("%s: without the app.kubernetes.io/name label", where)
+		}
+		switch o := obj.(type) {
+		case *appsv1.Deployment:
+			checkContainer(t, where, o)
+			if o.Spec.Replicas == nil || *o.Spec.Replicas < 2 {
+				t.Errorf("%s: fewer than 2 replicas: no standby", where)
 			}
+			checkMountsGeneratedConfig(t, where, o, built)
+		case *corev1.ConfigMap:
+			checkConfig(t, where, o.Data["config.yaml"])
 		}
 	}
-	for _, want := range []string{"Deployment", "Service", "Secret", "PrometheusRule"} {
+	for _, want := range []string{"Deployment", "Service", "Secret", "ConfigMap", "PrometheusRule"} {
 		if !kinds[want] {
-			t.Errorf("the kustomization has no %s", want)
+			t.Errorf("the kustomization renders no %s", want)
 		}
 	}
-	for _, g := range k.ConfigMapGenerator {
-		for _, f := range g.Files {
-			text, err := os.ReadFile(filepath.Join(dir, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkConfig(t, f, string(text))
+}
+
+// checkMountsGeneratedConfig requires the Deployment to mount the
+// ConfigMap under the name kustomize generated (with its content hash), so
+// a configuration change rolls the pods.
+func checkMountsGeneratedConfig(t *testing.T, where string, d *appsv1.Deployment, built resmap.ResMap) {
+	t.Helper()
+	var generated string
+	for _, res := range built.Resources() {
+		if res.GetKind() == "ConfigMap" {
+			generated = res.GetName()
 		}
 	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == generated && generated != "cdc-indexer" {
+			return
+		}
+	}
+	t.Errorf("%s: mounts no ConfigMap named %q (the generated, hashed name)", where, generated)
 }
 
 // The alert rules load with Prometheus's parser, and every metric they
