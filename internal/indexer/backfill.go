@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -23,8 +24,8 @@ var backfillPoll = time.Second
 // takes the slot's lock, waiting while a snapshot holds it, and then, in the
 // background, finishes snapshots that were interrupted and serves the
 // backfill requests of `cdc-indexer snapshot`, through pipe's backfill lane.
-// The returned stop ends that and gives the lock up.
-func (e *Env) startBackfills(ctx context.Context, cfg *config.Config, pipe *pipeline.Pipeline, m *metrics.Metrics, log zerolog.Logger) (stop func()) {
+// It runs in group until ctx ends, and then gives the lock up.
+func (e *Env) startBackfills(ctx context.Context, group *sync.WaitGroup, cfg *config.Config, pipe *pipeline.Pipeline, m *metrics.Metrics, log zerolog.Logger) {
 	b := &backfiller{
 		env: e, cfg: cfg, pipe: pipe, log: log,
 		store:   snapshot.NewStore(e.Pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot),
@@ -33,17 +34,10 @@ func (e *Env) startBackfills(ctx context.Context, cfg *config.Config, pipe *pipe
 	b.versions = newVersions(e, cfg, log)
 	b.versions.pipe, b.versions.metrics = pipe, m
 	b.lock = b.waitForLock(ctx)
-	bctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.serve(bctx)
-	}()
-	return func() {
-		cancel()
-		<-done
+	group.Go(func() {
+		b.serve(ctx)
 		b.lock.Release(ctx)
-	}
+	})
 }
 
 type backfiller struct {

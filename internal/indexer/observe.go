@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -36,10 +37,11 @@ type watched struct {
 }
 
 // watch exposes the queues and the applied position, and starts the
-// collector: every pollInterval it checks PostgreSQL (on a connection of its
-// own) and Weaviate for /readyz and sets the lag and retained WAL gauges;
-// every summaryInterval it logs a summary. stop ends the collector.
-func (o *observability) watch(ctx context.Context, cfg *config.Config, env *Env, w watched) (stop func()) {
+// collector in group: every pollInterval it checks PostgreSQL (on a
+// connection of its own) and Weaviate for /readyz and sets the lag and
+// retained WAL gauges; every summaryInterval it logs a summary. It ends
+// with ctx.
+func (o *observability) watch(ctx context.Context, group *sync.WaitGroup, cfg *config.Config, env *Env, w watched) {
 	o.m.SetQueueDepth("stream", func() int { return len(w.msgs) })
 	o.m.SetQueueDepth("live", func() int { l, _ := w.pipe.QueueDepths(); return l })
 	o.m.SetQueueDepth("backfill", func() int { _, b := w.pipe.QueueDepths(); return b })
@@ -58,10 +60,7 @@ func (o *observability) watch(ctx context.Context, cfg *config.Config, env *Env,
 	})
 	o.vectorIndexed.Store(&indexed)
 
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	group.Go(func() {
 		c := &collector{o: o, cfg: cfg, env: env, progress: p, sum: newSummary(o.m)}
 		defer c.close()
 		tick := time.NewTicker(pollInterval)
@@ -79,8 +78,7 @@ func (o *observability) watch(ctx context.Context, cfg *config.Config, env *Env,
 			case <-tick.C:
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
 }
 
 type collector struct {
