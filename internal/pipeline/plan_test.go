@@ -22,6 +22,10 @@ func TestPlanChange(t *testing.T) {
 		{"snapshot removal", changeFacts{backfill: true, remove: true}, actRemove},
 		{"row gone since", changeFacts{gone: true}, actSkipGone},
 		{"newer says nothing about a live change", changeFacts{newer: true}, actRender},
+		{"key change: the old key", changeFacts{remove: true}, actRemove},
+		{"key change: the old key, seen by a snapshot", changeFacts{backfill: true, remove: true}, actRemove},
+		{"snapshot row read before a truncate", changeFacts{backfill: true, newer: true}, actSkipNewer},
+		{"a delete whose re-read finds nothing", changeFacts{remove: true, gone: true}, actRemove},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
