@@ -179,7 +179,7 @@ func (w *Weaviate) EnsureCollection(ctx context.Context, spec CollectionSpec) (c
 		vec := spec.vectorizer()
 		c := &models.Class{Class: spec.Name, Vectorizer: vec, Properties: make([]*models.Property, len(props))}
 		if w.replicationFactor > 1 {
-			c.ReplicationConfig = &models.ReplicationConfig{Factor: int64(w.replicationFactor)}
+			c.ReplicationConfig = replicated(w.replicationFactor)
 		}
 		if spec.MultiTenant {
 			c.MultiTenancyConfig = multiTenancy()
@@ -346,6 +346,23 @@ func (w *Weaviate) CollectionVectorDimensions(ctx context.Context, name string) 
 		return 0, false, nil
 	default:
 		return 0, false, err
+	}
+}
+
+// replicated is the replication of a collection the connector creates with
+// factor > 1. A replica that was down misses the writes and deletes of that
+// time, and Weaviate's synchronous replication never sends them again: only
+// asynchronous replication brings it back in step without a read of every
+// object. Its conflicts between a deleted object and one present elsewhere
+// are settled by time (TimeBasedResolution): the connector deletes and
+// re-creates the same deterministic ids (a row deleted and inserted again,
+// a document that shrank and grew), so "delete wins" would lose objects,
+// and no resolution at all would keep deleted rows on the returning node.
+func replicated(factor int) *models.ReplicationConfig {
+	return &models.ReplicationConfig{
+		Factor:           int64(factor),
+		AsyncEnabled:     true,
+		DeletionStrategy: models.ReplicationConfigDeletionStrategyTimeBasedResolution,
 	}
 }
 

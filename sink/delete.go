@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/weaviate/weaviate-go-client/v5/weaviate/filters"
-	"github.com/weaviate/weaviate/entities/models"
+	"github.com/google/uuid"
 	pb "github.com/weaviate/weaviate/grpc/generated/protocol/v1"
 )
 
@@ -110,8 +109,9 @@ func (w *Weaviate) deleteMatchingKeys(ctx context.Context, collection, tenant st
 // DeleteTable removes every object of sourceTable from collection, in every
 // tenant.
 func (w *Weaviate) DeleteTable(ctx context.Context, collection, sourceTable string) error {
-	where := filters.Where().WithPath([]string{PropSourceTable}).WithOperator(filters.Equal).WithValueText(sourceTable)
-	err := w.forTenants(ctx, collection, "", func(tenant string) error { return w.deleteWhere(ctx, collection, tenant, where) })
+	err := w.forTenants(ctx, collection, "", func(tenant string) error {
+		return w.deleteWhere(ctx, collection, tenant, tableFilter(sourceTable))
+	})
 	if err != nil {
 		return fmt.Errorf("sink: delete table %s from %s: %w", sourceTable, collection, err)
 	}
@@ -122,8 +122,7 @@ func (w *Weaviate) DeleteTable(ctx context.Context, collection, sourceTable stri
 func (w *Weaviate) deleteIDs(ctx context.Context, collection, tenant string, ids []string) error {
 	for start := 0; start < len(ids); start += idChunk {
 		end := min(start+idChunk, len(ids))
-		where := filters.Where().WithPath([]string{"id"}).WithOperator(filters.ContainsAny).WithValueText(ids[start:end]...)
-		if err := w.deleteWhere(ctx, collection, tenant, where); err != nil {
+		if err := w.deleteWhere(ctx, collection, tenant, idsFilter(ids[start:end])); err != nil {
 			return fmt.Errorf("delete %d objects by ID from %s: %w", end-start, collection, err)
 		}
 	}
@@ -133,24 +132,29 @@ func (w *Weaviate) deleteIDs(ctx context.Context, collection, tenant string, ids
 // deleteWhere runs a batch delete until no object matches any more: one
 // call deletes at most QUERY_MAXIMUM_RESULTS objects. Transient failures
 // are retried a bounded number of times.
-func (w *Weaviate) deleteWhere(ctx context.Context, collection, tenant string, where *filters.WhereBuilder) error {
+//
+// It goes over gRPC, not REST, for what a replicated collection needs: a
+// gRPC batch delete stamps each deletion with the coordinator's time, a
+// REST one without deletionTimeUnixMilli leaves a tombstone without one.
+// Weaviate's asynchronous replication then cannot tell that the deletion
+// is newer than the copy a returning replica still holds, and copies the
+// deleted object back onto every node.
+func (w *Weaviate) deleteWhere(ctx context.Context, collection, tenant string, where *pb.Filters) error {
+	req := &pb.BatchDeleteRequest{Collection: collection, Filters: where, ConsistencyLevel: w.consistency}
+	if tenant != "" {
+		req.Tenant = &tenant
+	}
 	failures := 0
 	for round := 0; round < maxDeleteRounds; round++ {
-		deleter := w.client.Batch().ObjectsBatchDeleter().
-			WithClassName(collection).
-			WithWhere(where).
-			WithOutput("minimal").
-			WithConsistencyLevel(w.consistencyName)
-		if tenant != "" {
-			deleter = deleter.WithTenant(tenant)
-		}
-		resp, err := deleter.Do(ctx)
+		callCtx, cancel := w.rpc.call(ctx)
+		reply, err := w.rpc.client.BatchDelete(callCtx, req)
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			// Weaviate answers a batch delete on a missing collection
-			// with an error (a 500 in 1.35): nothing to delete then.
+			// A batch delete on a missing collection is an error: nothing
+			// to delete then.
 			if _, gerr := w.getClass(ctx, collection); errors.Is(gerr, errNoCollection) {
 				return nil
 			}
@@ -163,38 +167,33 @@ func (w *Weaviate) deleteWhere(ctx context.Context, collection, tenant string, w
 			}
 			continue
 		}
-		if resp == nil || resp.Results == nil {
-			return errors.New("weaviate answered a batch delete without results")
-		}
-		r := resp.Results
-		if r.Failed > 0 {
+		if reply.GetFailed() > 0 {
 			failures++
+			req.Verbose = true // the next answer names the failed objects
 			if failures >= w.attempts {
-				return fmt.Errorf("weaviate failed to delete %d of %d matching objects: %s", r.Failed, r.Matches, deleteFailures(resp.Results))
+				return fmt.Errorf("weaviate failed to delete %d of %d matching objects: %s", reply.GetFailed(), reply.GetMatches(), deleteFailures(reply))
 			}
 			if err := sleep(ctx, w.backoffFor(failures)); err != nil {
 				return err
 			}
 			continue
 		}
-		// Fewer matches than the limit: that was everything.
-		if r.Matches == 0 || (r.Limit > 0 && r.Matches < r.Limit) {
+		// Matches counts every matching object, Successful those this call
+		// deleted (at most QUERY_MAXIMUM_RESULTS).
+		if reply.GetSuccessful() >= reply.GetMatches() {
 			return nil
 		}
 	}
 	return fmt.Errorf("batch delete still matching after %d rounds", maxDeleteRounds)
 }
 
-func deleteFailures(r *models.BatchDeleteResponseResults) string {
+// deleteFailures names up to three failed objects of a verbose reply.
+func deleteFailures(r *pb.BatchDeleteReply) string {
 	var msgs []string
-	for _, o := range r.Objects {
-		if o == nil || o.Errors == nil {
-			continue
-		}
-		for _, e := range o.Errors.Error {
-			if e != nil && e.Message != "" {
-				msgs = append(msgs, fmt.Sprintf("%s: %s", o.ID, e.Message))
-			}
+	for _, o := range r.GetObjects() {
+		if !o.GetSuccessful() && o.GetError() != "" {
+			id, _ := uuid.FromBytes(o.GetUuid())
+			msgs = append(msgs, fmt.Sprintf("%s: %s", id, o.GetError()))
 		}
 		if len(msgs) >= 3 {
 			break

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/weaviate/weaviate-go-client/v5/weaviate/filters"
 	pb "github.com/weaviate/weaviate/grpc/generated/protocol/v1"
 )
 
@@ -152,9 +151,10 @@ func (w *Weaviate) eachPage(ctx context.Context, collection string, withVector b
 func (w *Weaviate) DeleteObjectsAt(ctx context.Context, collection, tenant, sourceLSN string, ids []string) error {
 	for start := 0; start < len(ids); start += idChunk {
 		end := min(start+idChunk, len(ids))
-		where := filters.Where().WithOperator(filters.And).WithOperands([]*filters.WhereBuilder{
-			filters.Where().WithPath([]string{"id"}).WithOperator(filters.ContainsAny).WithValueText(ids[start:end]...),
-			filters.Where().WithPath([]string{PropSourceLSN}).WithOperator(filters.Equal).WithValueText(sourceLSN),
+		where := allOf(idsFilter(ids[start:end]), &pb.Filters{
+			Operator:  pb.Filters_OPERATOR_EQUAL,
+			Target:    propertyTarget(PropSourceLSN),
+			TestValue: &pb.Filters_ValueText{ValueText: sourceLSN},
 		})
 		if err := w.deleteWhere(ctx, collection, tenant, where); err != nil {
 			return fmt.Errorf("sink: delete %d objects at %s from %s: %w", end-start, sourceLSN, collection, err)

@@ -49,6 +49,15 @@ func chunksFromFilter(from int) *pb.Filters {
 	}
 }
 
+// idsFilter is id ContainsAny ids.
+func idsFilter(ids []string) *pb.Filters {
+	return &pb.Filters{
+		Operator:  pb.Filters_OPERATOR_CONTAINS_ANY,
+		Target:    propertyTarget("_id"),
+		TestValue: &pb.Filters_ValueTextArray{ValueTextArray: &pb.TextArray{Values: ids}},
+	}
+}
+
 func allOf(fs ...*pb.Filters) *pb.Filters {
 	return &pb.Filters{Operator: pb.Filters_OPERATOR_AND, Filters: fs}
 }
