@@ -215,6 +215,9 @@ func (w *Weaviate) reconcile(ctx context.Context, spec CollectionSpec, class *mo
 	if got := replicationFactor(class); w.replicationFactor > 0 && got != w.replicationFactor {
 		return fmt.Errorf("sink: collection %s has replication factor %d, weaviate.replication_factor is %d: set the key to %d, or change the collection's factor in Weaviate", spec.Name, got, w.replicationFactor, got)
 	}
+	if err := w.repairReplicas(ctx, class); err != nil {
+		return fmt.Errorf("sink: collection %s: %w", spec.Name, err)
+	}
 	if multi := isMultiTenant(class); multi != spec.MultiTenant {
 		if multi {
 			return fmt.Errorf("sink: collection %s has tenants, and the mapping names no tenant column: set tables[].tenant, or use another collection", spec.Name)
@@ -364,6 +367,24 @@ func replicated(factor int) *models.ReplicationConfig {
 		AsyncEnabled:     true,
 		DeletionStrategy: models.ReplicationConfigDeletionStrategyTimeBasedResolution,
 	}
+}
+
+// repairReplicas turns on what replicated() sets for an existing
+// replicated collection that lacks it (created by hand, or by an earlier
+// version of the connector): without it, a node that was down stays out of
+// step for good.
+func (w *Weaviate) repairReplicas(ctx context.Context, class *models.Class) error {
+	factor := replicationFactor(class)
+	rc := class.ReplicationConfig
+	if factor < 2 || (rc.AsyncEnabled && rc.DeletionStrategy == models.ReplicationConfigDeletionStrategyTimeBasedResolution) {
+		return nil
+	}
+	class.ReplicationConfig = replicated(factor)
+	if err := w.client.Schema().ClassUpdater().WithClass(class).Do(ctx); err != nil {
+		return fmt.Errorf("turn on asynchronous replication (asyncEnabled, deletionStrategy %s): %w",
+			models.ReplicationConfigDeletionStrategyTimeBasedResolution, err)
+	}
+	return nil
 }
 
 // replicationFactor is a class's replication factor; Weaviate reports none

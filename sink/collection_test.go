@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/weaviate/weaviate/entities/models"
 
 	"github.com/cdc-indexer/cdc-indexer/internal/testenv"
 	"github.com/cdc-indexer/cdc-indexer/transform"
@@ -187,5 +190,46 @@ func TestTextFilterableOption(t *testing.T) {
 	}
 	if !filterable() {
 		t.Fatal("the existing collection's index changed")
+	}
+}
+
+// A replicated collection, created by the sink or found without it, runs
+// Weaviate's asynchronous replication with time-based deletion conflicts:
+// what brings a node that was down back in step.
+func TestReplicatedCollectionsRepairTheirReplicas(t *testing.T) {
+	ctx := testCtx(t)
+	nodes, err := testenv.StartWeaviateCluster(ctx, 2, testenv.WeaviateOptions{})
+	if err != nil {
+		t.Fatalf("TEST ENVIRONMENT UNAVAILABLE: %v", err)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			n.Close()
+		}
+	})
+	w, err := New(ctx, Config{URL: nodes[0].URL(), GRPC: nodes[0].GRPC(), Timeout: 30 * time.Second, ReplicationFactor: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+
+	// One created by hand, without asynchronous replication.
+	byHand := &models.Class{Class: "TByHand", Vectorizer: VectorizerNone,
+		ReplicationConfig: &models.ReplicationConfig{Factor: 2}}
+	if err := w.client.Schema().ClassCreator().WithClass(byHand).Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"TCreated", "TByHand"} {
+		if _, err := w.EnsureCollection(ctx, CollectionSpec{Name: name}); err != nil {
+			t.Fatalf("EnsureCollection(%s): %v", name, err)
+		}
+		class, err := w.getClass(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc := class.ReplicationConfig
+		if rc == nil || rc.Factor != 2 || !rc.AsyncEnabled || rc.DeletionStrategy != models.ReplicationConfigDeletionStrategyTimeBasedResolution {
+			t.Errorf("%s: replication %+v, want factor 2, async, TimeBasedResolution", name, rc)
+		}
 	}
 }
