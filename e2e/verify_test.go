@@ -277,6 +277,40 @@ func TestPeriodicVerificationExportsDrift(t *testing.T) {
 	}
 }
 
+// TestPeriodicVerificationSamples: with verify.sample below 1, each round
+// compares a slice of the keys, and successive slices find drift wherever
+// it is.
+func TestPeriodicVerificationSamples(t *testing.T) {
+	h := newHarness(t, articlesSchema, articles())
+	h.setConfig("verify.interval", "300ms")
+	h.setConfig("verify.sample", "0.25")
+	h.start()
+	seedArticles(h, 40)
+	h.requireInSync("seed")
+	if err := h.weaviate.Delete(context.Background(), h.maps[0].Collection, "", "public.articles", []string{"7"}); err != nil {
+		t.Fatal(err)
+	}
+	// Rounds go on; the one whose slice holds row 7 reports it missing.
+	// Rounds that began before the seed was in count less: skip them.
+	began := h.metric("cdc_indexer_verify_runs_total", `result="ok"`)
+	deadline := time.Now().Add(time.Minute)
+	rows := map[float64]bool{}
+	for h.metric("cdc_indexer_verify{", `kind="missing"`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("row 7 never reported missing; rows compared per round: %v", rows)
+		}
+		if h.metric("cdc_indexer_verify_runs_total", `result="ok"`) >= began+2 {
+			rows[h.metric("cdc_indexer_verify{", `kind="rows"`)] = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for n := range rows {
+		if n <= 0 || n >= 40 {
+			t.Errorf("a round compared %v of 40 rows: not a quarter's slice", n)
+		}
+	}
+}
+
 // TestVerifyAcrossTenants: a multi-tenant mapping (contract section 3) is
 // verified tenant by tenant. A row whose objects were deleted from its
 // tenant is missing; a copy of a row's object in another tenant is extra

@@ -35,6 +35,11 @@ type Verify struct {
 	// Interval between two verifications of every mapping while `run`
 	// streams; 0 (the default) turns them off.
 	Interval time.Duration `mapstructure:"interval"`
+	// Sample is the fraction of each mapping's rows one periodic round
+	// compares (0 < Sample <= 1, default 1): successive rounds take
+	// successive slices of the key space, so 1/Sample rounds cover every
+	// row, each round costing Sample of a full verification's reads.
+	Sample float64 `mapstructure:"sample"`
 }
 
 type Postgres struct {

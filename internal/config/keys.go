@@ -40,6 +40,7 @@ var defaults = map[string]any{
 	"pipeline.queue_size":         4096,
 	"pipeline.memory_budget":      "64MB",
 	"verify.interval":             time.Duration(0),
+	"verify.sample":               1.0,
 	"reindex.retention":           time.Duration(0),
 	"pipeline.max_batch":          500,
 	"pipeline.max_wait":           time.Duration(0),

@@ -56,6 +56,9 @@ func (c *Config) Validate() error {
 	c.Pipeline.validate(&l)
 	c.Observability.validate(&l)
 	c.Log.validate(&l)
+	if c.Verify.Sample <= 0 || c.Verify.Sample > 1 {
+		l.add("verify.sample", fmt.Errorf("must be above 0 and at most 1 (a fraction of the rows per round), got %v", c.Verify.Sample))
+	}
 	if c.Reindex.Retention < 0 {
 		l.add("reindex.retention", fmt.Errorf("must not be negative, got %s", c.Reindex.Retention))
 	}

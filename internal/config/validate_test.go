@@ -66,6 +66,8 @@ func TestValidateFailures(t *testing.T) {
 		{"tenancy differs in a shared collection", func(c *Config) { c.Tables[1].Collection = c.Tables[0].Collection; c.Tables[1].Tenant = "org" }, "tables[1].tenant", "either both mappings name a tenant column or neither"},
 		{"duplicate mapping", func(c *Config) { c.Tables[1] = c.Tables[0]; c.Tables[1].Table = "PUBLIC.Articles" }, "tables[1]", "duplicate mapping of table public.articles to collection Article (also tables[0])"},
 		{"collection named as another's version", func(c *Config) { c.Tables[1].Collection = c.Tables[0].Collection + "_v2" }, "tables[1].collection", "is the name of a version of collection Article"},
+		{"verify sample of nothing", func(c *Config) { c.Verify.Sample = 0 }, "verify.sample", "must be above 0 and at most 1"},
+		{"verify sample above all", func(c *Config) { c.Verify.Sample = 1.5 }, "verify.sample", "must be above 0 and at most 1"},
 		{"negative retention", func(c *Config) { c.Reindex.Retention = -time.Second }, "reindex.retention", "must not be negative"},
 		// pipeline, observability, log
 		{"zero workers", func(c *Config) { c.Pipeline.Workers = 0 }, "pipeline.workers", "must be positive"},
