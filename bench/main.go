@@ -8,7 +8,9 @@
 //  2. sink: objects/s of the full pipeline (`cdc-indexer run`, commit to
 //     objects in Weaviate) vs a plain weaviate-go-client gRPC batch import;
 //  3. freshness: commit-to-acknowledged latency percentiles at steady rates;
-//  4. snapshot: rows/s of `cdc-indexer snapshot` vs a plain batch import;
+//  4. snapshot: rows/s of `cdc-indexer snapshot` vs a plain batch import,
+//     then `cdc-indexer verify` over what it indexed (rows/s against the
+//     snapshot's, peak RSS);
 //  5. memory: peak RSS of `cdc-indexer run` through a 1,000,000-row
 //     transaction;
 //  6. cost: embedding tokens sent for an update workload vs re-embedding

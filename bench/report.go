@@ -28,6 +28,7 @@ type results struct {
 	Sink      *sinkResult       `json:"sink,omitempty"`
 	Freshness []*freshResult    `json:"freshness,omitempty"`
 	Snapshot  *snapshotResult   `json:"snapshot,omitempty"`
+	Verify    *verifyResult     `json:"verify,omitempty"`
 	Cost      *costResult       `json:"cost,omitempty"`
 	Memory    *memoryResult     `json:"memory,omitempty"`
 	Errors    map[string]string `json:"errors,omitempty"`
@@ -72,6 +73,9 @@ func (r *results) rows() []row {
 		case "snapshot":
 			if r.Snapshot != nil {
 				rs = r.Snapshot.rows()
+			}
+			if r.Verify != nil {
+				rs = append(rs, r.Verify.rows()...)
 			}
 		case "cost":
 			if r.Cost != nil {

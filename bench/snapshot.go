@@ -124,6 +124,9 @@ wait:
 	res.Seconds = elapsed.Seconds()
 	res.RowsPerSecond = float64(res.Rows) / res.Seconds
 	b.weav.settle(ctx, coll)
+	if err := b.verify(ctx, cfgPath, res.Rows, res.RowsPerSecond); err != nil {
+		return err
+	}
 
 	inFlight := 1
 	if b.res.Sink != nil {

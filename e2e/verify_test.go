@@ -103,8 +103,13 @@ func TestVerifyFindsAndRepairsTampering(t *testing.T) {
 	if code := h.verifyExit(); code != 1 {
 		t.Fatalf("verify exited %d with drift, want 1", code)
 	}
-	if code := h.verifyExit("--repair"); code != 0 {
-		t.Fatalf("verify --repair exited %d, want 0", code)
+	out, code = h.cliExit("verify", "--repair")
+	if code != 0 {
+		t.Fatalf("verify --repair exited %d, want 0\n%s", code, out)
+	}
+	// Only the 6 rows that differed were read again, not the table.
+	if !strings.Contains(out, "6 rows re-indexed") || !strings.Contains(out, "backfilled the requested rows") || strings.Contains(out, "snapshot started") {
+		t.Errorf("verify --repair did not re-index just the 6 differing rows:\n%s", out)
 	}
 	if code := h.verifyExit(); code != 0 {
 		t.Fatalf("verify after the repair exited %d, want 0", code)
@@ -314,8 +319,10 @@ func TestPeriodicVerificationSamples(t *testing.T) {
 // TestVerifyAcrossTenants: a multi-tenant mapping (contract section 3) is
 // verified tenant by tenant. A row whose objects were deleted from its
 // tenant is missing; a copy of a row's object in another tenant is extra
-// (it would answer that tenant's queries); the repair mends both and the
-// oracle, which checks every object's tenant, agrees.
+// (it would answer that tenant's queries); the repair, made while the
+// connector streams (so through its backfill lane, for the one differing
+// row), mends both and the oracle, which checks every object's tenant,
+// agrees.
 func TestVerifyAcrossTenants(t *testing.T) {
 	h := newHarness(t, notesSchema, notes())
 	m := h.maps[0]
@@ -344,8 +351,13 @@ func TestVerifyAcrossTenants(t *testing.T) {
 		t.Fatalf("verify over tenants: rows %d, missing %d, extra %d, stale %d, duplicate %d; want 200, 1, 1, 0, 0\nexamples: %+v",
 			r.Rows, r.Missing, r.Extra, r.Stale, r.Duplicate, r.Examples)
 	}
-	if code := h.verifyExit("--repair"); code != 0 {
-		t.Fatalf("verify --repair exited %d, want 0", code)
+	h.start()
+	out, code := h.cliExit("verify", "--repair")
+	if code != 0 {
+		t.Fatalf("verify --repair exited %d, want 0\n%s", code, out)
+	}
+	if !strings.Contains(out, "1 rows re-indexed") || !strings.Contains(out, "running connector") {
+		t.Errorf("verify --repair did not re-index the one row through the running connector:\n%s", out)
 	}
 	if code := h.verifyExit(); code != 0 {
 		t.Fatalf("verify after the repair exited %d, want 0", code)

@@ -65,8 +65,8 @@ Exits 0 in sync (after the repair, when asked), 1 when drift remains, 2 on error
 				}
 			}
 			if repair && !dryRun && !report.InSync() {
-				backfill := func(ctx context.Context, mappings []config.Table) error {
-					return indexer.Snapshot(ctx, cfg, indexer.SnapshotOptions{Tables: mappings, Out: io.Discard}, log)
+				backfill := func(ctx context.Context, mapping config.Table, keys []string) error {
+					return indexer.Snapshot(ctx, cfg, indexer.SnapshotOptions{Tables: []config.Table{mapping}, Keys: keys, Out: io.Discard}, log)
 				}
 				st := state.NewStore(env.Pool, cfg.Postgres.StateSchema)
 				done, err := verify.Repair(ctx, deps, st, report, backfill)

@@ -219,7 +219,7 @@ func (b *backfiller) serveOne(ctx context.Context) bool {
 	if t == nil {
 		err = fmt.Errorf("%s (collection %s) is not among the running connector's tables: add it to its configuration and restart it", ref.SourceTable, ref.Collection)
 	} else {
-		err = b.backfill(ctx, t, ids)
+		err = b.backfill(ctx, t, ids, ref.Keys)
 	}
 	if ctx.Err() != nil {
 		return false // left running: the next start resumes it
@@ -234,17 +234,17 @@ func (b *backfiller) serveOne(ctx context.Context) bool {
 	return true
 }
 
-// backfill reads t in a fresh snapshot and passes its rows to the pipeline
-// behind the live changes.
-func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int64) error {
+// backfill reads t (or only its rows with the given keys) in a fresh
+// snapshot and passes its rows to the pipeline behind the live changes.
+func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int64, keys []string) error {
 	pg := b.cfg.Postgres
 	x, err := snapshot.Fresh(ctx, pg.DSN, pg.Slot)
 	if err != nil {
 		return err
 	}
 	defer x.Release(ctx)
-	b.log.Info().Str("table", t.SourceTable).Stringer("snapshot_lsn", x.At).
-		Msg("online backfill: reading the table in a fresh snapshot; live changes go first")
+	b.log.Info().Str("table", t.SourceTable).Stringer("snapshot_lsn", x.At).Int("keys", len(keys)).
+		Msg("online backfill: reading the table (or the requested keys) in a fresh snapshot; live changes go first")
 	progress := &snapshot.Progress{Log: b.log, Metrics: b.metrics, OnUpdate: func(_ string, done, total int64) {
 		if err := b.store.Report(ctx, ids, done, total, x.At); err != nil && ctx.Err() == nil {
 			b.log.Debug().Err(err).Msg("reporting backfill progress")
@@ -266,7 +266,7 @@ func (b *backfiller) backfill(ctx context.Context, t *pipeline.Table, ids []int6
 	}
 	_, err = snapshot.Run(ctx, snapshot.Config{
 		DSN: pg.DSN, Store: b.store, Apply: b.pipe, Remove: remove, Progress: progress, Log: b.log,
-		Budget: b.pipe.Budget(),
+		Budget: b.pipe.Budget(), Keys: keys,
 	}, x, []*pipeline.Table{t})
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return ctx.Err()

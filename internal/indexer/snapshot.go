@@ -33,6 +33,9 @@ type SnapshotOptions struct {
 	Bars io.Writer
 	// Report, when set, is filled with what the snapshot did (--json).
 	Report *SnapshotReport
+	// Keys, when set, backfills only the rows with these source keys of
+	// the one mapping in Tables (a repair), not the whole table.
+	Keys []string
 }
 
 // lockWait is how often a snapshot waiting for the slot's lock tries again.
@@ -68,6 +71,9 @@ func Snapshot(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log
 	if err != nil {
 		return err
 	}
+	if opts.Keys != nil && len(opts.Tables) != 1 {
+		return fmt.Errorf("a backfill of some keys names exactly one mapping, not %d", len(opts.Tables))
+	}
 	store := snapshot.NewStore(env.Pool, cfg.Postgres.StateSchema, cfg.Postgres.Slot)
 
 	lock, online, err := env.snapshotLock(ctx, cfg, log)
@@ -77,7 +83,7 @@ func Snapshot(ctx context.Context, cfg *config.Config, opts SnapshotOptions, log
 	if online {
 		refs := make([]snapshot.TableRef, len(tables))
 		for i, t := range tables {
-			refs[i] = snapshot.TableRef{Collection: t.Collection, SourceTable: t.SourceTable}
+			refs[i] = snapshot.TableRef{Collection: t.Collection, SourceTable: t.SourceTable, Keys: opts.Keys}
 		}
 		progress := &snapshot.Progress{Bars: opts.Bars, Log: log}
 		if err := snapshot.Await(ctx, store, refs, progress, log); err != nil {
@@ -247,7 +253,7 @@ func (e *Env) snapshotLocal(ctx context.Context, cfg *config.Config, opts Snapsh
 	results, err := snapshot.Run(ctx, snapshot.Config{
 		DSN: cfg.Postgres.DSN, Readers: opts.Readers, ChunkRows: opts.ChunkRows,
 		Store: store, Apply: pipe, Progress: progress, Log: log, Budget: pipe.Budget(),
-		Remove: e.removeRows,
+		Remove: e.removeRows, Keys: opts.Keys,
 	}, x, tables)
 	if err != nil {
 		return err

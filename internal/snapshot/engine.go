@@ -59,6 +59,10 @@ type Config struct {
 	// wrote: the running connector passes them to the pipeline's backfill
 	// lane (pipeline.BackfillRow.Gone), which checks that.
 	Remove func(ctx context.Context, t *pipeline.Table, keys []string) error
+	// Keys, when set, limits the backfill to the rows with these source
+	// keys in every table of the run (runKeys): one reader, no recorded
+	// progress, no Remove pass.
+	Keys []string
 }
 
 // Result is what the backfill of one table did.
@@ -84,6 +88,9 @@ func Run(ctx context.Context, cfg Config, x *Export, tables []*pipeline.Table) (
 		cfg.Readers = DefaultReaders
 	}
 	cfg.Readers = min(cfg.Readers, MaxReaders)
+	if cfg.Keys != nil {
+		cfg.Readers = 1
+	}
 	if cfg.ChunkRows <= 0 {
 		cfg.ChunkRows = DefaultChunkRows
 	}
@@ -106,7 +113,13 @@ func Run(ctx context.Context, cfg Config, x *Export, tables []*pipeline.Table) (
 
 	var results []Result
 	for _, t := range tables {
-		r, err := runTable(ctx, cfg, readers, t, at)
+		var r Result
+		var err error
+		if cfg.Keys != nil {
+			r, err = runKeys(ctx, cfg, readers[0], t, at, cfg.Keys)
+		} else {
+			r, err = runTable(ctx, cfg, readers, t, at)
+		}
 		if err != nil {
 			return results, fmt.Errorf("snapshot of %s: %w", t.SourceTable, err)
 		}

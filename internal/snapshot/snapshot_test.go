@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -405,6 +406,44 @@ func assertOnce(t *testing.T, got []string, want map[string]bool) {
 	}
 }
 
+func sameRef(x, y TableRef) bool {
+	return x.Collection == y.Collection && x.SourceTable == y.SourceTable && slices.Equal(x.Keys, y.Keys)
+}
+
+// A keyed request (verify --repair) backfills its rows only; requests of
+// one table claimed together read the union of their keys, or the whole
+// table if one of them asks for it. A keyed request does not stand in for
+// a whole-table one.
+func TestKeyedRequests(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := testContext(t)
+	a := TableRef{Collection: "A", SourceTable: "public.a"}
+	if _, err := f.store.Enqueue(ctx, TableRef{Collection: "A", SourceTable: "public.a", Keys: []string{"1", "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Enqueue(ctx, TableRef{Collection: "A", SourceTable: "public.a", Keys: []string{"2", "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	ref, ids, err := f.store.Claim(ctx)
+	if err != nil || ref == nil || len(ids) != 2 || !slices.Equal(ref.Keys, []string{"1", "2", "3"}) {
+		t.Fatalf("Claim of two keyed requests = %+v, %v, %v; want keys 1, 2, 3", ref, ids, err)
+	}
+	if err := f.store.Finish(ctx, ids, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := f.store.Enqueue(ctx, TableRef{Collection: "A", SourceTable: "public.a", Keys: []string{"9"}}); err != nil {
+		t.Fatal(err)
+	}
+	if added, err := f.store.EnqueueIfIdle(ctx, a); err != nil || !added {
+		t.Fatalf("EnqueueIfIdle beside a keyed request = %v, %v; want a whole-table request", added, err)
+	}
+	ref, ids, err = f.store.Claim(ctx)
+	if err != nil || ref == nil || len(ids) != 2 || ref.Keys != nil {
+		t.Fatalf("Claim of a keyed and a whole-table request = %+v, %v, %v; want the whole table", ref, ids, err)
+	}
+}
+
 func TestRequests(t *testing.T) {
 	f := newFixture(t, "")
 	ctx := testContext(t)
@@ -420,7 +459,7 @@ func TestRequests(t *testing.T) {
 		t.Errorf("EnqueueIfIdle with a pending request: %v, %v", added, err)
 	}
 	ref, ids, err := f.store.Claim(ctx)
-	if err != nil || ref == nil || *ref != a || len(ids) != 2 || ids[0]+ids[1] != id1+id3 {
+	if err != nil || ref == nil || !sameRef(*ref, a) || len(ids) != 2 || ids[0]+ids[1] != id1+id3 {
 		t.Fatalf("Claim = %v, %v, %v; want both requests of %v", ref, ids, err, a)
 	}
 	if err := f.store.Report(ctx, ids, 10, 100, 42); err != nil {
@@ -444,14 +483,14 @@ func TestRequests(t *testing.T) {
 		t.Fatalf("Requeue = %d, %v", n, err)
 	}
 	ref, ids, _ = f.store.Claim(ctx)
-	if ref == nil || *ref != a {
+	if ref == nil || !sameRef(*ref, a) {
 		t.Fatalf("after requeue Claim = %v", ref)
 	}
 	if err := f.store.Finish(ctx, ids, errors.New("boom")); err != nil {
 		t.Fatal(err)
 	}
 	ref, ids, _ = f.store.Claim(ctx)
-	if ref == nil || *ref != b || len(ids) != 1 {
+	if ref == nil || !sameRef(*ref, b) || len(ids) != 1 {
 		t.Fatalf("third Claim = %v %v", ref, ids)
 	}
 	if err := f.store.Finish(ctx, ids, nil); err != nil {

@@ -172,10 +172,13 @@ ORDER BY source_key LIMIT $3`, args...)
 	return keys, nil
 }
 
-// TableRef names a table mapping: its collection and source_table.
+// TableRef names a table mapping: its collection and source_table. In a
+// backfill request, Keys limits it to the rows with those source keys (nil:
+// the whole table).
 type TableRef struct {
 	Collection  string
 	SourceTable string
+	Keys        []string
 }
 
 // Unfinished lists the tables whose snapshot started and did not finish.
@@ -233,8 +236,8 @@ const (
 // request's id.
 func (s *Store) Enqueue(ctx context.Context, t TableRef) (int64, error) {
 	var id int64
-	err := s.db.QueryRow(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot)
-VALUES ($1, $2, $3) RETURNING id`, t.Collection, t.SourceTable, s.slot).Scan(&id)
+	err := s.db.QueryRow(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot, keys)
+VALUES ($1, $2, $3, $4) RETURNING id`, t.Collection, t.SourceTable, s.slot, t.Keys).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("request backfill of %s: %w", t.SourceTable, err)
 	}
@@ -247,7 +250,7 @@ func (s *Store) EnqueueIfIdle(ctx context.Context, t TableRef) (bool, error) {
 	tag, err := s.db.Exec(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot)
 SELECT $1, $2, $3 WHERE NOT EXISTS (
     SELECT 1 FROM `+s.q+`.backfill_requests
-    WHERE collection = $1 AND source_table = $2 AND status IN ('pending', 'running'))`, t.Collection, t.SourceTable, s.slot)
+    WHERE collection = $1 AND source_table = $2 AND status IN ('pending', 'running') AND keys IS NULL)`, t.Collection, t.SourceTable, s.slot)
 	if err != nil {
 		return false, fmt.Errorf("request backfill of %s: %w", t.SourceTable, err)
 	}
@@ -261,7 +264,7 @@ func (s *Store) EnqueueUnlessPending(ctx context.Context, t TableRef) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO `+s.q+`.backfill_requests (collection, source_table, slot)
 SELECT $1, $2, $3 WHERE NOT EXISTS (
     SELECT 1 FROM `+s.q+`.backfill_requests
-    WHERE collection = $1 AND source_table = $2 AND slot = $3 AND status = 'pending')`, t.Collection, t.SourceTable, s.slot)
+    WHERE collection = $1 AND source_table = $2 AND slot = $3 AND status = 'pending' AND keys IS NULL)`, t.Collection, t.SourceTable, s.slot)
 	if err != nil {
 		return fmt.Errorf("request backfill of %s: %w", t.SourceTable, err)
 	}
@@ -271,6 +274,8 @@ SELECT $1, $2, $3 WHERE NOT EXISTS (
 // Claim takes the oldest pending request of this store's slot and, with
 // it, every other pending request of the same table (one backfill serves
 // them all), marking them running. It returns nil when nothing is pending.
+// The claimed ref's Keys are the union of the requests' keys, or nil when
+// one of them asks for the whole table.
 func (s *Store) Claim(ctx context.Context) (*TableRef, []int64, error) {
 	var ref TableRef
 	var ids []int64
@@ -282,12 +287,31 @@ WHERE status = 'pending' AND (slot = $1 OR slot IS NULL) ORDER BY id LIMIT 1 FOR
 		}
 		rows, err := tx.Query(ctx, `UPDATE `+s.q+`.backfill_requests
 SET status = 'running', started_at = now()
-WHERE status = 'pending' AND collection = $1 AND source_table = $2 AND (slot = $3 OR slot IS NULL) RETURNING id`, ref.Collection, ref.SourceTable, s.slot)
+WHERE status = 'pending' AND collection = $1 AND source_table = $2 AND (slot = $3 OR slot IS NULL) RETURNING id, keys`, ref.Collection, ref.SourceTable, s.slot)
 		if err != nil {
 			return err
 		}
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		return err
+		whole := false
+		seen := map[string]bool{}
+		for rows.Next() {
+			var id int64
+			var keys []string
+			if err := rows.Scan(&id, &keys); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+			whole = whole || keys == nil
+			for _, k := range keys {
+				if !seen[k] {
+					seen[k] = true
+					ref.Keys = append(ref.Keys, k)
+				}
+			}
+		}
+		if whole {
+			ref.Keys = nil
+		}
+		return rows.Err()
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, nil

@@ -21,16 +21,20 @@ type Repaired struct {
 // (each only while it is still the version verify read, so a connector
 // rewriting it meanwhile wins), and missing and stale rows are re-indexed
 // through the pipeline: their recorded state is forgotten (so the no-op
-// skip cannot keep them as they are) and their tables backfilled, by the
-// running connector when one streams the slot (its backfill lane, behind
-// live changes), else by this process. Rows whose document is unchanged
-// cost no embedding or write.
+// skip cannot keep them as they are) and those rows, and only those, are
+// backfilled, by the running connector when one streams the slot (its
+// backfill lane, behind live changes), else by this process.
 //
-// backfill re-indexes the named mappings (`snapshot --table`: online when a
-// connector streams the slot).
-func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfill func(ctx context.Context, mappings []config.Table) error) ([]Repaired, error) {
+// A repair that stops part-way is resumed by running it again: the
+// deletions are idempotent, a backfill request stays with the running
+// connector until it is done, and a row whose state was forgotten but not
+// yet re-indexed shows in the next verify (as a state difference) and is
+// re-indexed by the next repair.
+//
+// backfill re-indexes the given rows of one mapping (`snapshot` of those
+// keys: online when a connector streams the slot).
+func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfill func(ctx context.Context, mapping config.Table, keys []string) error) ([]Repaired, error) {
 	var out []Repaired
-	var reindex []config.Table
 	for _, m := range report.Mappings {
 		r := Repaired{Table: m.Table, Collection: m.Collection}
 		deletes := map[[2]string][]string{} // (tenant, source_lsn) -> ids
@@ -60,14 +64,11 @@ func Repair(ctx context.Context, d Deps, st *state.Store, report *Report, backfi
 				return out, err
 			}
 			r.Reindexed = len(keys)
-			reindex = append(reindex, config.Table{Table: m.Table, Collection: m.Collection})
+			if err := backfill(ctx, config.Table{Table: m.Table, Collection: m.Collection}, keys); err != nil {
+				return out, fmt.Errorf("%s -> %s: re-index %d missing and stale rows: %w", m.Table, m.Collection, len(keys), err)
+			}
 		}
 		out = append(out, r)
-	}
-	if len(reindex) > 0 {
-		if err := backfill(ctx, reindex); err != nil {
-			return out, fmt.Errorf("re-index missing and stale rows: %w", err)
-		}
 	}
 	return out, nil
 }
