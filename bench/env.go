@@ -63,7 +63,7 @@ func newBench(ctx context.Context, o options, root string, sections []string) (*
 	b.res.Machine = describeMachine()
 	logf("machine: %s, %d cores, load average %s", b.res.Machine.CPU, b.res.Machine.Cores, b.res.Machine.LoadStart)
 
-	if needs(sections, "sink", "snapshot", "memory") {
+	if needs(sections, "sink", "snapshot", "memory", "scaling") {
 		if o.Binary != "" {
 			b.binary = o.Binary
 		} else {
@@ -87,9 +87,13 @@ func newBench(ctx context.Context, o options, root string, sections []string) (*
 	}
 	logf("PostgreSQL %s on port %d (synchronous_commit=on, fsync=off) in %s", b.res.Machine.Postgres, b.pg.Port(), time.Since(start).Round(time.Millisecond))
 
-	if needs(sections, "sink", "freshness", "snapshot", "cost", "memory") {
+	if needs(sections, "sink", "freshness", "snapshot", "cost", "memory", "scaling") {
 		start = time.Now()
-		if b.wv, err = testenv.StartWeaviate(ctx, testenv.WeaviateOptions{AsyncIndexing: true}); err != nil {
+		var env []string
+		if o.WeaviateEnv != "" {
+			env = strings.Split(o.WeaviateEnv, ",")
+		}
+		if b.wv, err = testenv.StartWeaviate(ctx, testenv.WeaviateOptions{AsyncIndexing: true, Env: env}); err != nil {
 			return b, err
 		}
 		if b.weav, err = newWeaviateHTTP(ctx, b.wv.URL(), b.wv.GRPC()); err != nil {
@@ -193,6 +197,8 @@ type scenario struct {
 	// OpenAIBaseURL, when set, makes the embedding provider openai at this
 	// endpoint (the cost section's fake provider); else hash.
 	OpenAIBaseURL string
+	// Workers is pipeline.workers (0: the default).
+	Workers int
 }
 
 func (b *bench) writeConfig(name string, s scenario) (string, error) {
@@ -202,6 +208,10 @@ func (b *bench) writeConfig(name string, s scenario) (string, error) {
 	embedding := "  provider: hash\n  dimensions: 384"
 	if s.OpenAIBaseURL != "" {
 		embedding = fmt.Sprintf("  provider: openai\n  model: bench-embedding\n  dimensions: 384\n  base_url: %q\n  api_key: bench", s.OpenAIBaseURL)
+	}
+	pipeline := ""
+	if s.Workers > 0 {
+		pipeline = fmt.Sprintf("pipeline:\n  workers: %d\n", s.Workers)
 	}
 	listen := ""
 	if s.ObsPort > 0 {
@@ -225,12 +235,12 @@ tables:
     collection: %s
     template: "{{.title}}\n\n{{.body}}"
     metadata: [author, category]
-observability:
+%sobservability:
   listen: %q
 log:
   level: warn
   format: json
-`, s.DSN, s.Slot, s.Publication, b.wv.URL(), b.wv.GRPC(), embedding, s.MaxTokens, s.Collection, listen)
+`, s.DSN, s.Slot, s.Publication, b.wv.URL(), b.wv.GRPC(), embedding, s.MaxTokens, s.Collection, pipeline, listen)
 	path := filepath.Join(b.work, name+".yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }

@@ -104,7 +104,7 @@ func (b *bench) floor(ctx context.Context, rate int, nextID *atomic.Int64) ([]fl
 	go func() { defer wg.Done(); errc <- d.send(rctx, ready) }()
 
 	// Warm-up, then the measured rate.
-	warm, err := writeSteady(ctx, dsn, gen, nextID, 50, 20)
+	warm, err := writeSteady(ctx, dsn, gen, nextID, 50, 20, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (b *bench) floor(ctx context.Context, rate int, nextID *atomic.Int64) ([]fl
 		return nil, err
 	}
 	d.samples.record()
-	n, err := writeSteady(ctx, dsn, gen, nextID, rate, total)
+	n, err := writeSteady(ctx, dsn, gen, nextID, rate, total, nil)
 	if err != nil {
 		return nil, err
 	}

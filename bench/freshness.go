@@ -121,7 +121,7 @@ func (b *bench) freshness(ctx context.Context) error {
 	gen := rowGen{words: b.o.Words}
 	var nextID atomic.Int64
 	// Warm-up: connections, the collection's first writes.
-	warm, err := writeSteady(ctx, dsn, gen, &nextID, 50, 20)
+	warm, err := writeSteady(ctx, dsn, gen, &nextID, 50, 20, nil)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (b *bench) freshness(ctx context.Context) error {
 		ip.acks.record()
 		use0 := b.cpu.now()
 		start := time.Now()
-		n, err := writeSteady(ctx, dsn, gen, &nextID, rate, int(float64(rate)*b.o.FreshFor.Seconds()))
+		n, err := writeSteady(ctx, dsn, gen, &nextID, rate, int(float64(rate)*b.o.FreshFor.Seconds()), nil)
 		if err != nil {
 			return err
 		}
@@ -167,7 +167,7 @@ func (b *bench) freshness(ctx context.Context) error {
 		wall := time.Since(start).Seconds()
 		logf("freshness at %d rows/s: CPU s over %.0f s: Weaviate %.1f, PostgreSQL %.1f (%s), writer+connector %.1f", rate, wall, use.Weaviate, use.Postgres, use.postgresKinds(), use.Bench)
 	}
-	return nil
+	return b.searchable(ctx, ip, dsn, gen, &nextID, coll) // searchable.go
 }
 
 func waitAcks(ctx context.Context, ip *inproc, want int64, timeout time.Duration) error {
@@ -192,7 +192,10 @@ func waitAcks(ctx context.Context, ip *inproc, want int64, timeout time.Duration
 // fixed schedule (row i is due at start + i/rate), from enough connections
 // that one slow commit does not hold up the next. It returns the rows
 // written.
-func writeSteady(ctx context.Context, dsn string, gen rowGen, nextID *atomic.Int64, rate, total int) (int, error) {
+//
+// committed, when set, is told each row's id and the time just before its
+// INSERT was sent (an upper bound of its commit-to-anything time).
+func writeSteady(ctx context.Context, dsn string, gen rowGen, nextID *atomic.Int64, rate, total int, committed func(id int64, sent time.Time)) (int, error) {
 	writers := max(1, min(8, rate/250))
 	period := time.Second / time.Duration(rate)
 	start := time.Now().Add(50 * time.Millisecond)
@@ -212,11 +215,16 @@ func writeSteady(ctx context.Context, dsn string, gen rowGen, nextID *atomic.Int
 				if d := time.Until(start.Add(time.Duration(i) * period)); d > 0 {
 					time.Sleep(d)
 				}
-				r := gen.row(nextID.Add(1))
+				id := nextID.Add(1)
+				r := gen.row(id)
+				sent := time.Now()
 				_, err := conn.Exec(ctx, "INSERT INTO public.docs (id, title, body, author, category) VALUES ($1, $2, $3, $4, $5)", r...)
 				if err != nil {
 					errs[w] = err
 					return
+				}
+				if committed != nil {
+					committed(id, sent)
 				}
 				written.Add(1)
 			}

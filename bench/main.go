@@ -7,14 +7,19 @@
 //     discard consumer) vs pg_recvlogical draining the same pgoutput WAL;
 //  2. sink: objects/s of the full pipeline (`cdc-indexer run`, commit to
 //     objects in Weaviate) vs a plain weaviate-go-client gRPC batch import;
-//  3. freshness: commit-to-acknowledged latency percentiles at steady rates;
+//  3. freshness: commit-to-acknowledged latency percentiles at steady rates,
+//     against a direct writer's floor, and commit-to-vector-searchable at
+//     100 rows/s with asynchronous indexing;
 //  4. snapshot: rows/s of `cdc-indexer snapshot` vs a plain batch import,
 //     then `cdc-indexer verify` over what it indexed (rows/s against the
 //     snapshot's, peak RSS);
 //  5. memory: peak RSS of `cdc-indexer run` through a 1,000,000-row
 //     transaction;
 //  6. cost: embedding tokens sent for an update workload vs re-embedding
-//     every chunk.
+//     every chunk;
+//  7. scaling: throughput, state lookup time and peak RSS against the
+//     number of workers, the row size and the state table's size, and
+//     commit-to-acknowledged p99 against the number of workers.
 //
 // It prints one table and writes it, with the raw figures, as JSON
 // (bench/results.json by default). Targets are reported, never asserted:
@@ -42,7 +47,7 @@ import (
 
 // allSections in the order they run: memory last, because a million
 // objects keep Weaviate's asynchronous indexer busy long after they land.
-var allSections = []string{"decode", "sink", "freshness", "snapshot", "cost", "memory"}
+var allSections = []string{"decode", "sink", "freshness", "snapshot", "cost", "scaling", "memory"}
 
 type options struct {
 	Sections     string        `json:"sections"`
@@ -61,6 +66,8 @@ type options struct {
 	MemoryRows   int           `json:"memory_rows"`
 	MemoryWords  int           `json:"memory_words_per_row"`
 	CostDocs     int           `json:"cost_documents"`
+	WeaviateEnv  string        `json:"weaviate_env,omitempty"`
+	ScalingDims  string        `json:"scaling_dimensions,omitempty"`
 	Timeout      time.Duration `json:"-"`
 }
 
@@ -83,6 +90,8 @@ func main() {
 	flag.IntVar(&o.MemoryRows, "memory-rows", 1_000_000, "rows in the transaction streamed through the connector for peak RSS")
 	flag.IntVar(&o.MemoryWords, "memory-words", 40, "words in the body of each row of the memory section's transaction (shorter rows keep Weaviate's part of the run short)")
 	flag.IntVar(&o.CostDocs, "cost-docs", 1000, "long documents in the chunk-reuse workload (then as many updates)")
+	flag.StringVar(&o.WeaviateEnv, "weaviate-env", "", "comma-separated KEY=VALUE settings for the private Weaviate, e.g. ASYNC_INDEXING_STALE_TIMEOUT=5ms")
+	flag.StringVar(&o.ScalingDims, "scaling", "", `the scaling section's dimensions to measure, comma-separated: "workers", "row size", "state rows" (default: all)`)
 	flag.DurationVar(&o.Timeout, "timeout", 60*time.Minute, "give up after this long")
 	flag.BoolVar(&quick, "quick", false, "development sizes: 20k decode rows, 2k sink objects, 5 s per rate, 5k snapshot rows, 50k memory rows, 100 documents")
 	flag.Parse()
@@ -194,6 +203,8 @@ func (b *bench) section(ctx context.Context, name string) {
 		err = b.cost(ctx)
 	case "memory":
 		err = b.memory(ctx)
+	case "scaling":
+		err = b.scaling(ctx)
 	}
 	if err != nil {
 		logf("%s: FAILED: %v", name, err)

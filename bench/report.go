@@ -24,15 +24,17 @@ type results struct {
 	// Table is the printed table, row by row.
 	Table []row `json:"table"`
 
-	Decode    *decodeResult     `json:"decode,omitempty"`
-	Sink      *sinkResult       `json:"sink,omitempty"`
-	Freshness []*freshResult    `json:"freshness,omitempty"`
-	Snapshot  *snapshotResult   `json:"snapshot,omitempty"`
-	Verify    *verifyResult     `json:"verify,omitempty"`
-	Cost      *costResult       `json:"cost,omitempty"`
-	Memory    *memoryResult     `json:"memory,omitempty"`
-	Errors    map[string]string `json:"errors,omitempty"`
-	Notes     map[string]string `json:"notes,omitempty"`
+	Decode     *decodeResult     `json:"decode,omitempty"`
+	Sink       *sinkResult       `json:"sink,omitempty"`
+	Freshness  []*freshResult    `json:"freshness,omitempty"`
+	Searchable *searchableResult `json:"searchable,omitempty"`
+	Snapshot   *snapshotResult   `json:"snapshot,omitempty"`
+	Verify     *verifyResult     `json:"verify,omitempty"`
+	Cost       *costResult       `json:"cost,omitempty"`
+	Memory     *memoryResult     `json:"memory,omitempty"`
+	Scaling    []*scalePoint     `json:"scaling,omitempty"`
+	Errors     map[string]string `json:"errors,omitempty"`
+	Notes      map[string]string `json:"notes,omitempty"`
 }
 
 type row struct {
@@ -70,6 +72,9 @@ func (r *results) rows() []row {
 			for _, f := range r.Freshness {
 				rs = append(rs, f.rows()...)
 			}
+			if r.Searchable != nil {
+				rs = append(rs, r.Searchable.rows()...)
+			}
 		case "snapshot":
 			if r.Snapshot != nil {
 				rs = r.Snapshot.rows()
@@ -85,6 +90,8 @@ func (r *results) rows() []row {
 			if r.Memory != nil {
 				rs = r.Memory.rows()
 			}
+		case "scaling":
+			rs = scalingRows(r.Scaling)
 		}
 		if err, ok := r.Errors[s]; ok {
 			rs = append(rs, row{Section: s, Measure: "section failed", Status: "error: " + oneLine(err, 160)})

@@ -28,6 +28,7 @@ const (
 // Stages of cdc_indexer_stage_seconds.
 const (
 	StageDecode = "decode" // pgoutput message to change, per message (sampled)
+	StageLookup = "lookup" // the state's record of the batch's rows, per batch
 	StageRender = "render" // rows to documents and content hashes, per batch
 	StageEmbed  = "embed"  // chunking and embedding, per batch
 	StageWrite  = "write"  // Weaviate writes and deletes, per batch

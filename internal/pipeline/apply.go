@@ -86,10 +86,12 @@ func (p *Pipeline) applyTable(ctx context.Context, t *Table, items []item) (err 
 	for i, it := range items {
 		keys[i] = it.key.String()
 	}
+	lookupStart := time.Now()
 	prev, err := p.state.LookupDocuments(ctx, t.Collection, t.SourceTable, keys)
 	if err != nil {
 		return fmt.Errorf("look up previous documents: %w", err)
 	}
+	p.metrics.ObserveStage(metrics.StageLookup, lookupStart)
 
 	var writes []*transform.Document
 	var writeAt []int                     // index in items of each write
