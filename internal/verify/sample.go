@@ -1,6 +1,9 @@
 package verify
 
-import "hash/fnv"
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
 
 // Sample selects a slice of a mapping's key space: the keys whose hash,
 // read as a fraction of the whole hash range, falls in [From, From+Fraction)
@@ -20,9 +23,10 @@ func (s Sample) Includes(key string) bool {
 	if s.Fraction >= 1 || s.Fraction <= 0 {
 		return true
 	}
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	at := float64(mix(h.Sum64())) / (1 << 64) // in [0, 1)
+	// A hash that spreads short, similar keys ("1", "2", ...) evenly:
+	// FNV-1a's high bits keep them together, one slice would hold most.
+	sum := sha256.Sum256([]byte(key))
+	at := float64(binary.BigEndian.Uint64(sum[:8])) / (1 << 64) // in [0, 1)
 	off := at - s.From
 	if off < 0 {
 		off++
@@ -37,15 +41,4 @@ func (s Sample) Next() Sample {
 		from--
 	}
 	return Sample{From: from, Fraction: s.Fraction}
-}
-
-// mix is splitmix64's finalizer: FNV-1a leaves the high bits of short keys
-// ("1", "2", ...) close together, which would put them in one slice.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

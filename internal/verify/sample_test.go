@@ -44,13 +44,13 @@ func TestSampleSpreadsSerialKeys(t *testing.T) {
 	s := Sample{Fraction: 0.25}
 	for r := 0; r < 4; r++ {
 		n := 0
-		for i := 1; i <= 40; i++ {
+		for i := 1; i <= 400; i++ {
 			if s.Includes(fmt.Sprint(i)) {
 				n++
 			}
 		}
-		if n < 4 || n > 16 {
-			t.Errorf("slice %d of 4 holds %d of keys 1..40", r, n)
+		if n < 60 || n > 140 {
+			t.Errorf("slice %d of 4 holds %d of keys 1..400", r, n)
 		}
 		s = s.Next()
 	}
