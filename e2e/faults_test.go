@@ -618,6 +618,11 @@ func TestFaultHostileInput(t *testing.T) {
 		t.Errorf("hostile rows were dead-lettered; every one of them can be indexed: %v", dead)
 	}
 	h.verifyExact("hostile input (quoted names, control chars, 10 MB, NULLs, bytea, 500 columns)", 5+51+10+2+1, dead)
+	// `verify` agrees on quoted names, a document of hundreds of chunks
+	// and 500 columns.
+	if out, code := h.cliExit("verify"); code != 0 {
+		t.Fatalf("verify of the hostile tables exited %d, want 0\n%s", code, out)
+	}
 	select {
 	case err := <-c.done:
 		t.Fatalf("connector exited: %v", err)

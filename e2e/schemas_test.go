@@ -165,6 +165,21 @@ func TestTableInTwoMappings(t *testing.T) {
 	seedArticles(h, 50)
 	h.runSnapshot(indexer.SnapshotOptions{})
 	h.requireInSync("online re-snapshot")
+
+	// verify tells the mappings of one table apart: a row's objects
+	// deleted from the second mapping's collection only are missing there,
+	// and the repair (through the running connector) mends just that.
+	if err := h.weaviate.Delete(context.Background(), h.maps[1].Collection, "", "public.articles", []string{"1001"}); err != nil {
+		t.Fatal(err)
+	}
+	out, code := h.cliExit("verify", "--json")
+	if code != 1 || !strings.Contains(out, `"missing": 1`) {
+		t.Fatalf("verify after deleting one row of the second mapping: exit %d, want 1 and one missing\n%s", code, out)
+	}
+	if out, code := h.cliExit("verify", "--repair"); code != 0 || !strings.Contains(out, "1 rows re-indexed") {
+		t.Fatalf("verify --repair: exit %d\n%s", code, out)
+	}
+	h.requireEqual("after the repair of the second mapping")
 }
 
 // TestSchemaChangesWhileStreaming (contract section 3): columns added and

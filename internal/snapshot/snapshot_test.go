@@ -410,6 +410,20 @@ func sameRef(x, y TableRef) bool {
 	return x.Collection == y.Collection && x.SourceTable == y.SourceTable && slices.Equal(x.Keys, y.Keys)
 }
 
+// Unfinished names the tables whose recorded snapshot has parts left.
+func TestUnfinished(t *testing.T) {
+	f := newFixture(t, "")
+	ctx := testContext(t)
+	parts := []Part{{Collection: "A", SourceTable: "public.a", Index: 0}, {Collection: "A", SourceTable: "public.a", Index: 1}}
+	if err := f.store.StartParts(ctx, parts, 42); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.store.Unfinished(ctx)
+	if err != nil || len(got) != 1 || !sameRef(got[0], TableRef{Collection: "A", SourceTable: "public.a"}) {
+		t.Fatalf("Unfinished = %+v, %v; want public.a -> A", got, err)
+	}
+}
+
 // A keyed request (verify --repair) backfills its rows only; requests of
 // one table claimed together read the union of their keys, or the whole
 // table if one of them asks for it. A keyed request does not stand in for

@@ -188,7 +188,11 @@ WHERE NOT done ORDER BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot progress: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TableRef])
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (TableRef, error) {
+		var t TableRef
+		err := r.Scan(&t.Collection, &t.SourceTable)
+		return t, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read snapshot progress: %w", err)
 	}
