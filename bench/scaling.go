@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -299,18 +297,7 @@ func histogramQuantile(q float64, h buckets) float64 {
 
 // scrapeHistogram reads one histogram's buckets (without labels) from /metrics.
 func scrapeHistogram(ctx context.Context, port int, name string) (buckets, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := scrapeMetrics(ctx, port)
 	if err != nil {
 		return nil, err
 	}

@@ -169,23 +169,32 @@ func httpOK(ctx context.Context, url string) (bool, error) {
 	return resp.StatusCode == http.StatusOK, nil
 }
 
-// scrapeStages reads a connector's /metrics and returns, per stage of
-// cdc_indexer_stage_seconds, the count and mean (ms), and the mean batch
-// size; nil when the endpoint or the metrics are missing.
-func scrapeStages(ctx context.Context, port int) (map[string]stageMean, float64) {
+// scrapeMetrics reads a connector's /metrics page.
+func scrapeMetrics(ctx context.Context, port int) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
 	if err != nil {
-		return nil, 0
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, 0
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("/metrics: %s", resp.Status)
+	}
+	return data, err
+}
+
+// scrapeStages reads a connector's /metrics and returns, per stage of
+// cdc_indexer_stage_seconds, the count and mean (ms), and the mean batch
+// size; nil when the endpoint or the metrics are missing.
+func scrapeStages(ctx context.Context, port int) (map[string]stageMean, float64) {
+	data, err := scrapeMetrics(ctx, port)
+	if err != nil {
 		return nil, 0
 	}
 	sums, counts := map[string]float64{}, map[string]float64{}
